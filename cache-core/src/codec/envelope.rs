@@ -1,0 +1,134 @@
+//! The byte layout of a stored entry: a header, the entry's metadata, then the codec's payload.
+//!
+//! ```text
+//! magic 0xCE | format version | codec id | fill stamp (u64 LE) | tag count (u16 LE)
+//!   | per tag: length (u16 LE) + UTF-8 bytes | payload
+//! ```
+//!
+//! A byte store keeps the tags and the stamp beside the value so that a read can check them against the
+//! recorded invalidations without another lookup.
+//!
+//! ```
+//! use cache_core::codec::{envelope, Bincode, MessagePack};
+//! use cache_core::FillStamp;
+//!
+//! let tags = vec!["guild:1".to_owned()];
+//! let bytes = envelope::encode(&Bincode, FillStamp::new(7), &tags, &"roles")?;
+//! let entry = envelope::decode::<_, String>(&Bincode, &bytes)?;
+//! assert_eq!((entry.value.as_str(), entry.stamp, entry.tags), ("roles", FillStamp::new(7), tags));
+//!
+//! // Written by another codec: an error, which a store reports as a miss.
+//! assert!(envelope::decode::<_, String>(&MessagePack, &bytes).is_err());
+//! # Ok::<(), cache_core::Error>(())
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::Codec;
+use crate::{Error, FillStamp};
+
+/// First byte of every entry.
+pub const MAGIC: u8 = 0xCE;
+/// Layout version; bump it when the layout changes so old entries become misses.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// An entry read back from bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedEntry<V> {
+    /// When the entry's fill started.
+    pub stamp: FillStamp,
+    /// The entry's tags.
+    pub tags: Vec<String>,
+    /// The value.
+    pub value: V,
+}
+
+/// Encodes an entry.
+///
+/// # Errors
+/// [`Error::Encode`] when the value cannot be encoded, or a tag is longer than 65,535 bytes, or there are
+/// more than 65,535 tags.
+pub fn encode<C: Codec, V: Serialize + ?Sized>(
+    codec: &C,
+    stamp: FillStamp,
+    tags: &[String],
+    value: &V,
+) -> Result<Vec<u8>, Error> {
+    let too_big = |what: &str| Error::Encode {
+        codec: C::NAME,
+        reason: format!("{what} exceeds 65535"),
+    };
+    let tag_bytes: usize = tags.iter().map(|tag| tag.len() + 2).sum();
+    let mut out = Vec::with_capacity(13 + tag_bytes + 64);
+    out.extend_from_slice(&[MAGIC, FORMAT_VERSION, C::ID]);
+    out.extend_from_slice(&stamp.get().to_le_bytes());
+    let count = u16::try_from(tags.len()).map_err(|_| too_big("tag count"))?;
+    out.extend_from_slice(&count.to_le_bytes());
+    for tag in tags {
+        let len = u16::try_from(tag.len()).map_err(|_| too_big("tag length"))?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(tag.as_bytes());
+    }
+    codec.encode(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes an entry written by [`encode`] with the same codec and format version.
+///
+/// # Errors
+/// [`Error::Decode`] for anything else: other codec, other version, truncated or corrupted bytes.
+pub fn decode<C: Codec, V: DeserializeOwned>(
+    codec: &C,
+    bytes: &[u8],
+) -> Result<DecodedEntry<V>, Error> {
+    let mut reader = Reader { bytes };
+    let [magic, version, codec_id] = reader.array::<3>()?;
+    if magic != MAGIC {
+        return Err(Error::decode("not a cache entry (bad magic byte)"));
+    }
+    if version != FORMAT_VERSION {
+        return Err(Error::decode(format!(
+            "format version {version}, expected {FORMAT_VERSION}"
+        )));
+    }
+    if codec_id != C::ID {
+        return Err(Error::decode(format!(
+            "written by codec {codec_id}, expected {} ({})",
+            C::ID,
+            C::NAME
+        )));
+    }
+    let stamp = FillStamp::new(u64::from_le_bytes(reader.array::<8>()?));
+    let count = u16::from_le_bytes(reader.array::<2>()?);
+    let mut tags = Vec::with_capacity(usize::from(count).min(reader.bytes.len() / 2));
+    for _ in 0..count {
+        let len = usize::from(u16::from_le_bytes(reader.array::<2>()?));
+        let raw = reader.take(len)?;
+        let tag = std::str::from_utf8(raw).map_err(|_| Error::decode("tag is not UTF-8"))?;
+        tags.push(tag.to_owned());
+    }
+    let value = codec.decode(reader.bytes)?;
+    Ok(DecodedEntry { stamp, tags, value })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
+        if self.bytes.len() < len {
+            return Err(Error::decode("entry is truncated"));
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+}

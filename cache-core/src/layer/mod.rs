@@ -1,0 +1,148 @@
+//! The caching layer and its service.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cache_core::{CacheLayer, Policy};
+//! use cache_memory::MemoryStore;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cache_core::BoxError> {
+//! let layer = CacheLayer::new(
+//!     MemoryStore::new(1_000),
+//!     Policy::new(|id: &u64| Some(format!("square:{id}"))).ttl(Duration::from_secs(60)),
+//! );
+//! let stats = layer.stats();
+//! let service = ServiceBuilder::new()
+//!     .layer(layer)
+//!     .service(service_fn(|id: u64| async move { Ok::<_, std::convert::Infallible>(id * id) }));
+//!
+//! assert_eq!(service.clone().oneshot(12).await?, 144); // miss: calls the inner service
+//! assert_eq!(service.oneshot(12).await?, 144); // hit
+//! assert_eq!((stats.snapshot().misses, stats.snapshot().hits), (1, 1));
+//! # Ok(())
+//! # }
+//! ```
+
+mod call;
+mod future;
+mod read;
+mod service;
+pub(crate) mod shared;
+mod write;
+
+pub use future::ResponseFuture;
+pub use service::Cache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use crate::single_flight::SingleFlight;
+use crate::{CacheConfig, CacheHandle, Invalidate, Stats, Store};
+use shared::Shared;
+
+/// How long the layer waits for one store operation before going on without the store.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Wraps a service in a cache: a [`Store`] holds the entries, a [`CachePolicy`](crate::CachePolicy)
+/// decides what is cached.
+///
+/// Services built from one layer share its store, policy and counters. The single-flight map is per
+/// wrapped service (and shared by that service's clones).
+pub struct CacheLayer<St, P> {
+    store: St,
+    policy: Arc<P>,
+    stats: Stats,
+    enabled: bool,
+    store_timeout: Duration,
+}
+
+impl<St, P> CacheLayer<St, P> {
+    /// A layer caching in `store` as `policy` says, enabled, with [`DEFAULT_STORE_TIMEOUT`].
+    pub fn new(store: St, policy: P) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            stats: Stats::new(),
+            enabled: true,
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
+
+    /// Applies the settings of `config` that concern the layer (`CACHE_ENABLED`).
+    #[must_use]
+    pub fn config(self, config: &CacheConfig) -> Self {
+        self.enabled(config.enabled)
+    }
+
+    /// Turns caching on or off; off makes the layer a pass-through.
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets how long one store operation may take before the request goes on without the store.
+    #[must_use]
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// The counters of every service built by this layer.
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+}
+
+impl<St: Invalidate + Clone, P> CacheLayer<St, P> {
+    /// A handle for invalidating, removing and clearing outside the request path.
+    pub fn handle(&self) -> CacheHandle<St> {
+        CacheHandle::new(self.store.clone(), self.stats.clone(), self.store_timeout)
+    }
+}
+
+impl<S, St: Store + Clone, P> Layer<S> for CacheLayer<St, P> {
+    type Service = Cache<S, St, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let shared = Shared {
+            store: self.store.clone(),
+            policy: Arc::clone(&self.policy),
+            flights: Arc::new(SingleFlight::new()),
+            stats: self.stats.clone(),
+            store_timeout: self.store_timeout,
+        };
+        Cache::new(inner, Arc::new(shared), self.enabled)
+    }
+}
+
+impl<St: Clone, P> Clone for CacheLayer<St, P> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            policy: Arc::clone(&self.policy),
+            stats: self.stats.clone(),
+            enabled: self.enabled,
+            store_timeout: self.store_timeout,
+        }
+    }
+}
+
+impl<St, P> std::fmt::Debug for CacheLayer<St, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("store", &std::any::type_name::<St>())
+            .field("policy", &std::any::type_name::<P>())
+            .field("enabled", &self.enabled)
+            .field("store_timeout", &self.store_timeout)
+            .finish()
+    }
+}

@@ -1,0 +1,113 @@
+use std::sync::Arc;
+
+use tower_service::Service;
+
+use super::call::call_ready;
+use super::shared::Shared;
+use crate::{BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, Store, WriteEffects};
+
+/// The write path: call the inner service, then apply what the policy says the write changed.
+pub(crate) async fn write_through<S, St, P, Req>(
+    shared: Arc<Shared<St, P>>,
+    inner: S,
+    req: Req,
+    write: P::Write,
+) -> Result<St::Value, BoxError>
+where
+    S: Service<Req, Response = St::Value>,
+    S::Error: Into<BoxError>,
+    St: Store,
+    P: CachePolicy<Req, St::Value>,
+{
+    let value = call_ready(inner, req).await?;
+    let effects = shared.policy.after_write(write, &value);
+    if !effects.is_empty() {
+        apply(&shared, effects).await;
+    }
+    Ok(value)
+}
+
+/// Applies write effects in their documented order; store failures are counted, never returned.
+async fn apply<St: Store, P>(shared: &Shared<St, P>, effects: WriteEffects<St::Value>) {
+    let WriteEffects {
+        invalidate_tags,
+        remove_keys,
+        updates,
+    } = effects;
+    if !invalidate_tags.is_empty() {
+        tracing::debug!(tags = ?invalidate_tags, "write: invalidating tags");
+        match shared
+            .bounded("invalidate", shared.store.invalidate_tags(&invalidate_tags))
+            .await
+        {
+            Ok(()) => shared.stats.invalidations(invalidate_tags.len()),
+            Err(error) => shared.store_failed(&invalidate_tags.join(","), &error),
+        }
+    }
+    for key in remove_keys {
+        remove(shared, &CacheKey::from(key)).await;
+    }
+    for update in updates {
+        apply_update(shared, update).await;
+    }
+}
+
+async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<St::Value>) {
+    let (key, entry) = match update {
+        EntryUpdate::Put {
+            key,
+            value,
+            ttl,
+            tags,
+        } => (
+            CacheKey::from(key),
+            PutEntry {
+                value,
+                ttl,
+                tags,
+                stamp: None,
+            },
+        ),
+        EntryUpdate::Modify {
+            key,
+            modify,
+            ttl,
+            tags,
+        } => {
+            let key = CacheKey::from(key);
+            let (value, stamp) = match shared.bounded("get", shared.store.get(&key)).await {
+                Ok(Lookup::Hit { value, stamp }) => (value, stamp),
+                Ok(_) => return,
+                Err(error) => return shared.store_failed(&key, &error),
+            };
+            let Some(value) = modify(value) else {
+                return remove(shared, &key).await;
+            };
+            (
+                key,
+                PutEntry {
+                    value,
+                    ttl,
+                    tags,
+                    stamp: Some(stamp),
+                },
+            )
+        }
+    };
+    if entry.ttl.is_zero() {
+        // Not to be cached, and whatever was cached is now out of date.
+        return remove(shared, &key).await;
+    }
+    tracing::debug!(cache.key = %key, "write: updating entry from the response");
+    if let Err(error) = shared.bounded("put", shared.store.put(&key, entry)).await {
+        shared.store_failed(&key, &error);
+    }
+}
+
+async fn remove<St: Store, P>(shared: &Shared<St, P>, key: &CacheKey) {
+    tracing::debug!(cache.key = %key, "write: removing key");
+    match shared.bounded("remove", shared.store.remove(key)).await {
+        Ok(()) => shared.stats.invalidations(1),
+        Err(error) => shared.store_failed(key, &error),
+    }
+}

@@ -1,0 +1,199 @@
+//! One inner call per key among concurrent callers.
+//!
+//! The first caller of a key becomes the [`Leader`] and does the work; later callers become [`Waiter`]s
+//! and receive a clone of its result. Errors are shared with the waiters of that flight and never
+//! remembered: once the flight settles, the next caller leads a new one.
+//!
+//! The leader runs in its caller's task, so nothing is spawned. If the leader's future is dropped
+//! (cancelled) before it publishes, its waiters see [`WaitOutcome::Abandoned`] and one of them leads the
+//! retry; if it panics, they receive an error saying so. Either way the key leaves the map: the map holds
+//! nothing once all flights have settled.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use cache_core::single_flight::{Join, SingleFlight, WaitOutcome};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let flights = Arc::new(SingleFlight::<u32>::new());
+//! let Join::Leader(mut leader) = flights.join("answer") else { unreachable!() };
+//! let Join::Waiter(waiter) = flights.join("answer") else { unreachable!() };
+//! leader.publish(Ok(42));
+//! drop(leader);
+//! assert!(matches!(waiter.wait().await, WaitOutcome::Value(42)));
+//! assert_eq!(flights.len(), 0);
+//! # });
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::SharedError;
+
+type Slot<V> = Option<Result<V, SharedError>>;
+
+/// The in-flight calls, by key.
+pub struct SingleFlight<V> {
+    flights: Mutex<HashMap<String, watch::Receiver<Slot<V>>>>,
+}
+
+impl<V> Default for SingleFlight<V> {
+    fn default() -> Self {
+        Self {
+            flights: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> fmt::Debug for SingleFlight<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SingleFlight")
+            .field("in_flight", &self.len())
+            .finish()
+    }
+}
+
+/// The role of a caller in the flight of its key.
+#[derive(Debug)]
+pub enum Join<V> {
+    /// No flight was running: this caller does the work and publishes the result.
+    Leader(Leader<V>),
+    /// A flight is running: this caller waits for its result.
+    Waiter(Waiter<V>),
+}
+
+/// What a waiter receives.
+#[derive(Debug)]
+pub enum WaitOutcome<V> {
+    /// The leader's value.
+    Value(V),
+    /// The leader's error (or a report that it panicked).
+    Failed(SharedError),
+    /// The leader was dropped before publishing; try again (one of the retries will lead).
+    Abandoned,
+}
+
+impl<V> SingleFlight<V> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of keys in flight.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, watch::Receiver<Slot<V>>>> {
+        // Nothing runs user code under this lock, so a poisoned lock still holds a consistent map.
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<V: Clone> SingleFlight<V> {
+    /// Joins the flight of `key`, or starts it.
+    pub fn join(self: &Arc<Self>, key: &str) -> Join<V> {
+        let mut flights = self.lock();
+        if let Some(receiver) = flights.get(key) {
+            return Join::Waiter(Waiter {
+                receiver: receiver.clone(),
+            });
+        }
+        let (sender, receiver) = watch::channel(None);
+        flights.insert(key.to_owned(), receiver);
+        Join::Leader(Leader {
+            flights: Arc::clone(self),
+            key: key.to_owned(),
+            sender,
+            published: false,
+        })
+    }
+}
+
+/// The caller doing the work for a key. Dropping it ends the flight.
+pub struct Leader<V> {
+    flights: Arc<SingleFlight<V>>,
+    key: String,
+    sender: watch::Sender<Slot<V>>,
+    published: bool,
+}
+
+impl<V> Leader<V> {
+    /// Hands `result` to every waiter, present and future, until this leader is dropped.
+    ///
+    /// Keeping the leader alive after publishing (while the value is being stored, say) lets callers that
+    /// arrive meanwhile take the value instead of starting another flight.
+    pub fn publish(&mut self, result: Result<V, SharedError>) {
+        self.sender.send_replace(Some(result));
+        self.published = true;
+    }
+
+    /// The number of callers waiting on this flight.
+    pub fn waiters(&self) -> usize {
+        // The map holds one receiver of its own.
+        self.sender.receiver_count().saturating_sub(1)
+    }
+}
+
+impl<V> Drop for Leader<V> {
+    fn drop(&mut self) {
+        {
+            let mut flights = self.flights.lock();
+            if flights
+                .get(&self.key)
+                .is_some_and(|receiver| receiver.same_channel(&self.sender.subscribe()))
+            {
+                flights.remove(&self.key);
+            }
+        }
+        if !self.published && std::thread::panicking() {
+            self.sender
+                .send_replace(Some(Err(SharedError::leader_panicked(&self.key))));
+        }
+        // Dropping the sender wakes waiters that got nothing: they see `Abandoned`.
+    }
+}
+
+impl<V> fmt::Debug for Leader<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leader")
+            .field("key", &self.key)
+            .field("published", &self.published)
+            .finish()
+    }
+}
+
+/// A caller waiting for the leader of its key.
+pub struct Waiter<V> {
+    receiver: watch::Receiver<Slot<V>>,
+}
+
+impl<V: Clone> Waiter<V> {
+    /// Waits for the leader's result.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future only stops this caller waiting.
+    pub async fn wait(mut self) -> WaitOutcome<V> {
+        match self.receiver.wait_for(Option::is_some).await {
+            Ok(slot) => match slot.as_ref() {
+                Some(Ok(value)) => WaitOutcome::Value(value.clone()),
+                Some(Err(error)) => WaitOutcome::Failed(error.clone()),
+                None => WaitOutcome::Abandoned,
+            },
+            Err(_closed) => WaitOutcome::Abandoned,
+        }
+    }
+}
+
+impl<V> fmt::Debug for Waiter<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiter").finish_non_exhaustive()
+    }
+}

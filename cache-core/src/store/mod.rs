@@ -1,0 +1,160 @@
+//! The storage contract: what a backend must do so the layer keeps its promises.
+//!
+//! # Invalidation model
+//!
+//! Invalidating a tag (or removing a key) does not look for the entries that carry it. It records *when*
+//! the tag was invalidated. Every entry records its tags and the [`FillStamp`] taken when its fill
+//! *started*, before the inner service was called. A read treats an entry as gone when one of its tags,
+//! or its key, was invalidated after that stamp; a put whose stamp is older than such an invalidation is
+//! dropped. So:
+//!
+//! - invalidation costs the same for a tag on one entry or on a million;
+//! - a fill that started before an invalidation cannot be served after it, however late it finishes
+//!   (no stale resurrection);
+//! - nothing has to be deleted eagerly. A store bounds its records of invalidations by forgetting the
+//!   oldest and treating every entry filled before the newest forgotten one as gone (a few extra misses,
+//!   never a stale hit).
+//!
+//! Stamps belong to the store: an in-process store can use a counter, a shared store the server's clock.
+//! The layer only carries them from [`Store::get`] to [`Store::put`].
+//!
+//! # Failures
+//!
+//! A store reports failures as [`Error`]; the layer counts them and answers from the inner service. An
+//! entry that cannot be decoded is [`Lookup::Undecodable`], a miss that the next fill overwrites.
+
+mod future;
+
+pub use future::StoreFuture;
+
+use std::time::Duration;
+
+use crate::{CacheKey, Error};
+
+/// The instant a fill started, in the store's own clock. Opaque to the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FillStamp(u64);
+
+impl FillStamp {
+    /// Wraps a store's time or counter value.
+    pub const fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The store's value.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// The answer of [`Store::get`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Lookup<V> {
+    /// A live entry.
+    Hit {
+        /// The cached value.
+        value: V,
+        /// When the fill of this entry started; a put of a modified value reuses it.
+        stamp: FillStamp,
+    },
+    /// No live entry. A fill that starts now stores its result with `stamp`.
+    Miss {
+        /// Taken before the fill starts.
+        stamp: FillStamp,
+    },
+    /// An entry exists but cannot be decoded: a miss, and the next fill replaces it.
+    Undecodable {
+        /// Taken before the fill starts.
+        stamp: FillStamp,
+        /// Why decoding failed.
+        error: Error,
+    },
+}
+
+/// A value to store, with what the store needs to expire and invalidate it.
+#[derive(Debug, Clone)]
+pub struct PutEntry<V> {
+    /// The value.
+    pub value: V,
+    /// How long the entry lives; never zero (the layer does not store zero-TTL values).
+    pub ttl: Duration,
+    /// Tags whose invalidation removes this entry.
+    pub tags: Vec<String>,
+    /// When the fill started; `None` means "now" (a value returned by a write, not read through the cache).
+    pub stamp: Option<FillStamp>,
+}
+
+/// What [`Store::put`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The entry is stored.
+    Stored,
+    /// The entry was dropped: its key or one of its tags was invalidated after its fill started.
+    Superseded,
+}
+
+/// Operations that do not depend on the value type: removal and invalidation.
+///
+/// # Cancel safety
+/// Each operation is one request to the backend; dropping its future may or may not have applied it.
+pub trait Invalidate: Send + Sync + 'static {
+    /// Removes `key`, so that neither its current entry nor a fill that started earlier is served again.
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>>;
+
+    /// Invalidates every entry carrying one of `tags`, including fills still in flight.
+    fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>>;
+
+    /// Removes every entry of this store (within its key prefix, for a shared store).
+    fn clear(&self) -> StoreFuture<Result<(), Error>>;
+}
+
+/// A cache backend for values of type [`Value`](Self::Value).
+///
+/// # Cancel safety
+/// Dropping a `get` future loses nothing. Dropping a `put` future may or may not store the entry; either
+/// way the store stays consistent.
+pub trait Store: Invalidate {
+    /// The type of the cached values (the inner service's response).
+    type Value;
+
+    /// Looks `key` up. Expired and invalidated entries are misses.
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<Self::Value>, Error>>;
+
+    /// Stores `entry` under `key`, unless an invalidation since `entry.stamp` supersedes it.
+    fn put(
+        &self,
+        key: &CacheKey,
+        entry: PutEntry<Self::Value>,
+    ) -> StoreFuture<Result<PutOutcome, Error>>;
+}
+
+impl<T: Invalidate + ?Sized> Invalidate for std::sync::Arc<T> {
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        (**self).remove(key)
+    }
+
+    fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>> {
+        (**self).invalidate_tags(tags)
+    }
+
+    fn clear(&self) -> StoreFuture<Result<(), Error>> {
+        (**self).clear()
+    }
+}
+
+impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
+    type Value = T::Value;
+
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<T::Value>, Error>> {
+        (**self).get(key)
+    }
+
+    fn put(
+        &self,
+        key: &CacheKey,
+        entry: PutEntry<T::Value>,
+    ) -> StoreFuture<Result<PutOutcome, Error>> {
+        (**self).put(key, entry)
+    }
+}

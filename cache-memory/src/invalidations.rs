@@ -1,0 +1,163 @@
+//! The record of invalidations, and the logical clock that orders them against fills.
+//!
+//! A stamp is the clock's value when a fill starts; an invalidation advances the clock and records the new
+//! value under each tag (or key). An entry is dead when a record of one of its tags or of its key is newer
+//! than its stamp. When there are more records than the cap, the oldest half is forgotten and the
+//! `floor` rises to the newest forgotten record: every entry stamped before the floor counts as dead. That
+//! may cost a few extra misses, never a stale hit, and it keeps this table bounded whatever happens.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[derive(Default)]
+struct Records {
+    tags: HashMap<String, u64>,
+    keys: HashMap<String, u64>,
+    /// Entries stamped before this are dead (set by `clear` and by forgetting records).
+    floor: u64,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.tags.len() + self.keys.len()
+    }
+
+    fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {
+        stamp < self.floor
+            || self.keys.get(key).is_some_and(|&at| at > stamp)
+            || tags
+                .iter()
+                .any(|tag| self.tags.get(tag.as_str()).is_some_and(|&at| at > stamp))
+    }
+
+    /// Forgets the older half of the records and raises the floor past them.
+    fn forget_oldest(&mut self) {
+        let mut times: Vec<u64> = self
+            .tags
+            .values()
+            .chain(self.keys.values())
+            .copied()
+            .collect();
+        let middle = times.len() / 2;
+        let (_, &mut cutoff, _) = times.select_nth_unstable(middle);
+        self.tags.retain(|_, at| *at > cutoff);
+        self.keys.retain(|_, at| *at > cutoff);
+        // A forgotten record at `cutoff` killed entries stamped before it: so does the floor now.
+        self.floor = self.floor.max(cutoff);
+    }
+}
+
+pub(crate) struct Invalidations {
+    clock: AtomicU64,
+    /// Time of the newest invalidation: entries stamped at or after it skip the table entirely.
+    latest: AtomicU64,
+    records: RwLock<Records>,
+    max_records: usize,
+}
+
+impl Invalidations {
+    pub(crate) fn new(max_records: usize) -> Self {
+        Self {
+            clock: AtomicU64::new(1),
+            latest: AtomicU64::new(0),
+            records: RwLock::default(),
+            max_records,
+        }
+    }
+
+    /// The stamp of a fill starting now.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {
+        if stamp >= self.latest.load(Ordering::Acquire) {
+            return false;
+        }
+        self.read().is_dead(key, tags, stamp)
+    }
+
+    pub(crate) fn invalidate_tags(&self, tags: &[String]) {
+        self.record(|records, at| {
+            for tag in tags {
+                records.tags.insert(tag.clone(), at);
+            }
+        });
+    }
+
+    pub(crate) fn invalidate_key(&self, key: &str) {
+        self.record(|records, at| {
+            records.keys.insert(key.to_owned(), at);
+        });
+    }
+
+    pub(crate) fn clear(&self) {
+        self.record(|records, at| {
+            records.tags.clear();
+            records.keys.clear();
+            records.floor = at;
+        });
+    }
+
+    pub(crate) fn record_count(&self) -> usize {
+        self.read().len()
+    }
+
+    fn record(&self, write: impl FnOnce(&mut Records, u64)) {
+        let mut records = self.write();
+        // Fills stamped before this tick are older than the invalidation; fills stamped from now on are not.
+        let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
+        write(&mut records, at);
+        if records.len() > self.max_records {
+            records.forget_oldest();
+        }
+        drop(records);
+        self.latest.fetch_max(at, Ordering::AcqRel);
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Records> {
+        // Writers run no user code under the lock: a poisoned table is still consistent.
+        self.records.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Records> {
+        self.records.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn an_invalidation_kills_older_stamps_only() {
+        let inv = Invalidations::new(100);
+        let before = inv.now();
+        inv.invalidate_tags(&tags(&["a"]));
+        let after = inv.now();
+        assert!(inv.is_dead("k", &tags(&["a"]), before));
+        assert!(!inv.is_dead("k", &tags(&["a"]), after));
+        assert!(!inv.is_dead("k", &tags(&["b"]), before));
+    }
+
+    #[test]
+    fn forgetting_records_never_revives_an_entry() {
+        let inv = Invalidations::new(10);
+        let old = inv.now();
+        inv.invalidate_tags(&tags(&["victim"]));
+        for i in 0..100 {
+            inv.invalidate_tags(&[format!("other{i}")]);
+        }
+        assert!(inv.record_count() <= 10);
+        assert!(
+            inv.is_dead("k", &tags(&["victim"]), old),
+            "a forgotten invalidation must still kill"
+        );
+        assert!(!inv.is_dead("k", &tags(&["victim"]), inv.now()));
+    }
+}

@@ -1,0 +1,218 @@
+//! The in-process [`Store`](cache_core::Store) for `cache-core`, on [mini-moka](https://docs.rs/mini-moka).
+//!
+//! - **Size cap**: at most `capacity` entries (`CACHE_MEMORY_SIZE`), evicted by mini-moka's TinyLFU policy.
+//! - **Per-entry TTL**: mini-moka only has a cache-wide TTL, so each entry carries its own deadline and a
+//!   read past it is a miss. Expired entries leave when overwritten or evicted; they never outgrow the cap.
+//! - **Tags** follow the invalidation model of [`cache_core::store`]: invalidating records a time, reads
+//!   compare it with the entry's fill stamp. Nothing is kept per tag per entry, so evictions and expiries
+//!   leave no bookkeeping behind; the record of invalidations has its own cap.
+//! - **No serialization**: values are kept as they are and cloned on a hit. Wrap large values in `Arc` or
+//!   use `Bytes` so a hit is cheap.
+//!
+//! ```
+//! use std::time::Duration;
+//! use cache_core::{CacheLayer, Policy};
+//! use cache_memory::MemoryStore;
+//!
+//! let store = MemoryStore::<String>::from_env()?; // CACHE_MEMORY_SIZE, default 10,000
+//! let layer = CacheLayer::new(store, Policy::new(|id: &u64| Some(format!("user:{id}"))).ttl(Duration::from_secs(30)));
+//! # let _ = layer;
+//! # Ok::<(), cache_core::Error>(())
+//! ```
+//!
+//! Time is read from `tokio::time::Instant`, so tests can drive TTLs with tokio's paused clock.
+
+mod invalidations;
+
+use std::sync::Arc;
+
+use cache_core::config::env::{self, Environment, ProcessEnv};
+use cache_core::{CacheKey, Error, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
+use mini_moka::sync::{Cache, ConcurrentCacheExt};
+use tokio::time::Instant;
+
+use invalidations::Invalidations;
+
+/// Name of the variable that caps the number of entries.
+pub const CACHE_MEMORY_SIZE: &str = "CACHE_MEMORY_SIZE";
+/// Entries kept when `CACHE_MEMORY_SIZE` is unset.
+pub const DEFAULT_CAPACITY: u64 = 10_000;
+/// Smallest cap of the invalidation record, whatever the capacity.
+const MIN_INVALIDATION_RECORDS: usize = 4_096;
+
+struct Entry<V> {
+    value: V,
+    stamp: u64,
+    expires_at: Instant,
+    tags: Box<[String]>,
+}
+
+struct Inner<V> {
+    entries: Cache<CacheKey, Arc<Entry<V>>>,
+    invalidations: Invalidations,
+    capacity: u64,
+}
+
+/// An in-process, size-capped store of values of type `V`. Clones share the same entries.
+pub struct MemoryStore<V> {
+    inner: Arc<Inner<V>>,
+}
+
+impl<V> Clone for MemoryStore<V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for MemoryStore<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("capacity", &self.inner.capacity)
+            .field("entries", &self.inner.entries.entry_count())
+            .finish()
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
+    /// A store of at most `capacity` entries (at least 1).
+    pub fn new(capacity: u64) -> Self {
+        let capacity = capacity.max(1);
+        let max_records = usize::try_from(capacity)
+            .unwrap_or(usize::MAX)
+            .max(MIN_INVALIDATION_RECORDS);
+        Self::with_invalidation_records(capacity, max_records)
+    }
+
+    /// A store of at most `capacity` entries that remembers at most `max_records` invalidations of tags and
+    /// keys (older ones are folded into one conservative floor; see the crate docs).
+    pub fn with_invalidation_records(capacity: u64, max_records: usize) -> Self {
+        let capacity = capacity.max(1);
+        let inner = Inner {
+            entries: Cache::builder().max_capacity(capacity).build(),
+            invalidations: Invalidations::new(max_records.max(2)),
+            capacity,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// A store sized by `CACHE_MEMORY_SIZE` (entries, default [`DEFAULT_CAPACITY`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `CACHE_MEMORY_SIZE` when it is not a whole number of at least 1.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_source(&ProcessEnv)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading from `env`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `CACHE_MEMORY_SIZE` when it is not a whole number of at least 1.
+    pub fn from_env_source(env: &impl Environment) -> Result<Self, Error> {
+        Ok(Self::new(env::read_u64(
+            env,
+            CACHE_MEMORY_SIZE,
+            DEFAULT_CAPACITY,
+            1,
+        )?))
+    }
+
+    /// The entry cap.
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity
+    }
+
+    /// Entries held, expired or invalidated ones included until they are evicted or overwritten.
+    /// Approximate until [`run_pending_tasks`](Self::run_pending_tasks).
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entries.entry_count()
+    }
+
+    /// Invalidations of tags and keys currently remembered (bounded by the record cap).
+    pub fn invalidation_records(&self) -> usize {
+        self.inner.invalidations.record_count()
+    }
+
+    /// Applies pending evictions now (mini-moka batches them).
+    pub fn run_pending_tasks(&self) {
+        self.inner.entries.sync();
+    }
+
+    fn lookup(&self, key: &CacheKey) -> Lookup<V> {
+        let inner = &*self.inner;
+        // Stamp before reading: a fill that follows this miss starts no earlier than this.
+        let stamp = inner.invalidations.now();
+        if let Some(entry) = inner.entries.get(key) {
+            let live = Instant::now() < entry.expires_at
+                && !inner.invalidations.is_dead(key, &entry.tags, entry.stamp);
+            if live {
+                return Lookup::Hit {
+                    value: entry.value.clone(),
+                    stamp: cache_core::FillStamp::new(entry.stamp),
+                };
+            }
+        }
+        Lookup::Miss {
+            stamp: cache_core::FillStamp::new(stamp),
+        }
+    }
+
+    fn insert(&self, key: &CacheKey, entry: PutEntry<V>) -> PutOutcome {
+        let inner = &*self.inner;
+        let stamp = entry
+            .stamp
+            .map_or_else(|| inner.invalidations.now(), cache_core::FillStamp::get);
+        if entry.ttl.is_zero() || inner.invalidations.is_dead(key, &entry.tags, stamp) {
+            return PutOutcome::Superseded;
+        }
+        let expires_at = Instant::now()
+            .checked_add(entry.ttl)
+            .unwrap_or_else(far_future);
+        let stored = Entry {
+            value: entry.value,
+            stamp,
+            expires_at,
+            tags: entry.tags.into_boxed_slice(),
+        };
+        inner.entries.insert(key.clone(), Arc::new(stored));
+        PutOutcome::Stored
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+impl<V: Clone + Send + Sync + 'static> Invalidate for MemoryStore<V> {
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        self.inner.invalidations.invalidate_key(key);
+        self.inner.entries.invalidate(key);
+        StoreFuture::ready(Ok(()))
+    }
+
+    fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>> {
+        self.inner.invalidations.invalidate_tags(tags);
+        StoreFuture::ready(Ok(()))
+    }
+
+    fn clear(&self) -> StoreFuture<Result<(), Error>> {
+        self.inner.invalidations.clear();
+        self.inner.entries.invalidate_all();
+        StoreFuture::ready(Ok(()))
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Store for MemoryStore<V> {
+    type Value = V;
+
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
+        StoreFuture::ready(Ok(self.lookup(key)))
+    }
+
+    fn put(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        StoreFuture::ready(Ok(self.insert(key, entry)))
+    }
+}
