@@ -1,1 +1,1 @@
-
+//! Benchmarks of the cache layer and its stores. None yet.

@@ -1,4 +1,4 @@
-//! The in-process [`Store`](cache_core::Store) for `cache-core`, on [mini-moka](https://docs.rs/mini-moka).
+//! The in-process [`Store`] for `cache-core`, on [mini-moka](https://docs.rs/mini-moka).
 //!
 //! - **Size cap**: at most `capacity` entries (`CACHE_MEMORY_SIZE`), evicted by mini-moka's TinyLFU policy.
 //! - **Per-entry TTL**: mini-moka only has a cache-wide TTL, so each entry carries its own deadline and a
@@ -136,9 +136,15 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         self.inner.invalidations.record_count()
     }
 
-    /// Applies pending evictions now (mini-moka batches them).
+    /// Applies pending evictions now.
+    ///
+    /// mini-moka applies writes in batches, so between batches the count can run over the cap by at most
+    /// its write log (a few hundred entries); one call drains that log.
     pub fn run_pending_tasks(&self) {
-        self.inner.entries.sync();
+        // Each `sync` handles a bounded number of batches; a few cover the whole bounded write log.
+        for _ in 0..4 {
+            self.inner.entries.sync();
+        }
     }
 
     fn lookup(&self, key: &CacheKey) -> Lookup<V> {

@@ -2,7 +2,7 @@
 //!
 //! [`Bincode`] is the default: compact and fast, but not self-describing, so it cannot carry serde's
 //! `untagged` or `flatten` enums or `serde_json::Value`. [`MessagePack`] carries those at some cost in size
-//! and speed. Stored entries are wrapped in an [envelope](envelope) that names the codec and the format
+//! and speed. Stored entries are wrapped in an [`envelope`] that names the codec and the format
 //! version, so bytes written by another codec or another version decode as a miss, never as a wrong value.
 //!
 //! ```

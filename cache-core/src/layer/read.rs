@@ -38,11 +38,14 @@ where
             Join::Leader(leader) => {
                 // A flight may have stored its value and ended between our lookup and our join. A store that
                 // answers at once can tell us for free; a remote one would cost a round trip per miss.
-                if let Ok(recheck) = shared.store.get(&key).into_ready() {
-                    match miss_stamp(&shared, &key, recheck) {
-                        Ok(value) => return Ok(value),
-                        Err(fresher) => stamp = fresher.or(stamp),
+                // Failures were counted by the first lookup; only a hit or a fresher stamp matters here.
+                match shared.store.get(&key).into_ready() {
+                    Ok(Ok(Lookup::Hit { value, .. })) => {
+                        shared.stats.hit();
+                        return Ok(value);
                     }
+                    Ok(Ok(Lookup::Miss { stamp: fresher })) => stamp = Some(fresher),
+                    _ => {}
                 }
                 shared.stats.miss();
                 let span = tracing::debug_span!("cache.fill", cache.key = %key);

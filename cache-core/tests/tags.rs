@@ -1,0 +1,146 @@
+//! Tags and keys: invalidation removes every carrier and nothing else, and beats fills in flight.
+
+mod support;
+
+use std::time::Duration;
+
+use cache_core::{Cache, CacheHandle, CacheLayer, Policy};
+use cache_memory::MemoryStore;
+use support::{eventually, Upstream};
+use tower::{Layer, ServiceExt};
+
+type Tags = fn(&str, &String) -> Vec<String>;
+type Service = Cache<Upstream, MemoryStore<String>, Policy<fn(&u64) -> Option<String>, Tags>>;
+
+fn key(id: &u64) -> Option<String> {
+    Some(format!("item:{id}"))
+}
+
+/// Item n carries `item:n` and `parity:even|odd`.
+fn tags(key: &str, _value: &String) -> Vec<String> {
+    let id: u64 = key.trim_start_matches("item:").parse().unwrap();
+    vec![
+        key.to_owned(),
+        format!("parity:{}", if id % 2 == 0 { "even" } else { "odd" }),
+    ]
+}
+
+fn cached(upstream: &Upstream) -> (Service, CacheHandle<MemoryStore<String>>) {
+    let policy = Policy::new(key as fn(&u64) -> Option<String>)
+        .tags(tags as Tags)
+        .ttl(Duration::from_secs(600));
+    let layer = CacheLayer::new(MemoryStore::new(1_000), policy);
+    let handle = layer.handle();
+    (layer.layer(upstream.clone()), handle)
+}
+
+/// Which of `ids` the inner service had to answer again.
+async fn refetched(
+    service: &Service,
+    upstream: &Upstream,
+    ids: impl IntoIterator<Item = u64>,
+) -> Vec<u64> {
+    let mut again = Vec::new();
+    for id in ids {
+        let before = upstream.calls();
+        service.clone().oneshot(id).await.unwrap();
+        if upstream.calls() > before {
+            again.push(id);
+        }
+    }
+    again
+}
+
+#[tokio::test]
+async fn a_tag_invalidates_every_carrier_and_nothing_else() {
+    let upstream = Upstream::new();
+    let (service, handle) = cached(&upstream);
+    assert_eq!(
+        refetched(&service, &upstream, 1..=10).await,
+        (1..=10).collect::<Vec<_>>()
+    );
+
+    handle.invalidate_tags(["parity:even"]).await.unwrap();
+    assert_eq!(
+        refetched(&service, &upstream, 1..=10).await,
+        [2, 4, 6, 8, 10]
+    );
+
+    handle.invalidate_tags(["item:3", "item:5"]).await.unwrap();
+    assert_eq!(refetched(&service, &upstream, 1..=10).await, [3, 5]);
+
+    handle.invalidate_tags(["no-such-tag"]).await.unwrap();
+    assert_eq!(
+        refetched(&service, &upstream, 1..=10).await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(handle.stats().invalidations, 4);
+}
+
+#[tokio::test]
+async fn removing_a_key_and_clearing() {
+    let upstream = Upstream::new();
+    let (service, handle) = cached(&upstream);
+    refetched(&service, &upstream, 1..=4).await;
+
+    handle.remove("item:2").await.unwrap();
+    assert_eq!(refetched(&service, &upstream, 1..=4).await, [2]);
+
+    handle.clear().await.unwrap();
+    assert_eq!(refetched(&service, &upstream, 1..=4).await, [1, 2, 3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_during_a_fill_is_not_undone_by_the_fill() {
+    let upstream = Upstream::gated();
+    let (service, handle) = cached(&upstream);
+
+    let fill = tokio::spawn(service.clone().oneshot(4));
+    eventually("the fill calls upstream", || upstream.calls() == 1).await;
+    // The object changes upstream while the old version is on its way back.
+    handle.invalidate_tags(["parity:even"]).await.unwrap();
+    upstream.release(1);
+    assert_eq!(
+        fill.await.unwrap().unwrap(),
+        "value 4 #1",
+        "the caller still gets its answer"
+    );
+
+    upstream.release(1);
+    assert_eq!(
+        service.clone().oneshot(4).await.unwrap(),
+        "value 4 #2",
+        "the late fill was not served"
+    );
+    assert_eq!(
+        service.clone().oneshot(4).await.unwrap(),
+        "value 4 #2",
+        "the fresh fill is cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_key_during_its_fill_is_not_undone_by_the_fill() {
+    let upstream = Upstream::gated();
+    let (service, handle) = cached(&upstream);
+
+    let fill = tokio::spawn(service.clone().oneshot(7));
+    eventually("the fill calls upstream", || upstream.calls() == 1).await;
+    handle.remove("item:7").await.unwrap();
+    upstream.release(1);
+    fill.await.unwrap().unwrap();
+
+    upstream.release(1);
+    assert_eq!(service.clone().oneshot(7).await.unwrap(), "value 7 #2");
+}
+
+#[tokio::test]
+async fn a_fill_that_starts_after_an_invalidation_is_cached() {
+    let upstream = Upstream::new();
+    let (service, handle) = cached(&upstream);
+    handle
+        .invalidate_tags(["parity:odd", "item:1"])
+        .await
+        .unwrap();
+    assert_eq!(refetched(&service, &upstream, [1, 1, 1]).await, [1]);
+}
