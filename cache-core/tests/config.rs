@@ -38,13 +38,14 @@ fn defaults_apply_when_nothing_is_set() {
 
 #[test]
 fn bad_values_are_errors_naming_the_variable() {
-    let cases: [(&str, &str); 6] = [
+    let cases: [(&str, &str); 7] = [
         ("CACHE_ENABLED", "maybe"),
         ("CACHE_ENABLED", "2"),
         ("CACHE_KEY_PREFIX", "has space"),
         ("CACHE_KEY_PREFIX", "glob*"),
         ("CACHE_KEY_PREFIX", &"x".repeat(200)),
         ("CACHE_KEY_PREFIX", "tab\t"),
+        ("CACHE_KEY_PREFIX", "{brace}"),
     ];
     for (variable, value) in cases {
         let error = CacheConfig::from_env_source(&[(variable, value)]).unwrap_err();

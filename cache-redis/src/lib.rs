@@ -1,1 +1,88 @@
-//! Shared Redis store for `cache-core`. Not implemented yet; the crate builds empty.
+//! The shared [Redis](https://redis.io) store for `cache-core`: every process and instance that uses the
+//! same Redis and key prefix shares one cache, its tags and its invalidations.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use cache_core::{CacheLayer, Policy};
+//! use cache_redis::{RedisOptions, RedisStore};
+//!
+//! let options = RedisOptions::default().key_prefix("dashboard:")?.timeout(Duration::from_millis(20));
+//! let store = RedisStore::<String>::connect("rediss://default:secret@cache.example.com:6380", options)?;
+//! let layer = CacheLayer::new(store, Policy::new(|id: &u64| Some(format!("user:{id}"))));
+//! # let _ = layer;
+//! # Ok::<(), cache_core::Error>(())
+//! ```
+//!
+//! Most applications call [`EnvStore::from_env`]: Redis when `REDIS_URL` is set, the in-process store
+//! otherwise.
+//!
+//! # Settings
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `REDIS_URL` | unset: in-process store | `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS |
+//! | `CACHE_KEY_PREFIX` | `cache:` | every key is `{prefix}:...`; nothing outside it is read, written or scanned |
+//! | `CACHE_REDIS_TIMEOUT_MS` | `50` | longest wait for one operation; then the request goes to the inner service |
+//! | `CACHE_REDIS_POOL_SIZE` | `4` | pooled connections, each multiplexed across concurrent requests |
+//! | `CACHE_REDIS_INVALIDATION_RECORDS` | `10000` | invalidations remembered (see below) |
+//! | `CACHE_REDIS_TLS_CA_FILE` | system roots | PEM file of the authorities to trust for `rediss://` |
+//!
+//! # How it keeps the contract
+//!
+//! - **A hit is one round trip of one plain command**: `MGET {prefix}:e:<key> {prefix}:epoch`. The entry
+//!   carries its tags and the clock value its fill started at; the process checks them against its
+//!   [view](#invalidations) of the invalidations.
+//! - **A put is one script** that stores the entry with its TTL (`SET ... PX`) unless one of its tags or its
+//!   key was invalidated after its fill started: a late fill cannot resurrect.
+//! - **An invalidation is one script of a constant number of commands**, whatever the number of entries
+//!   carrying the tag: it ticks the clock `{prefix}:epoch` and records the tick under the tag in the sorted
+//!   set `{prefix}:inv`.
+//! - <a id="invalidations"></a>**Invalidations reach every process at its next read.** The clock comes back
+//!   with every `MGET`; a process whose view is behind fetches the newer records first (one atomic
+//!   pipeline, shared by its concurrent readers). An invalidation that has returned is therefore honoured by
+//!   any later read, in any process, and clocks of machines never matter: the only clock is the counter in
+//!   Redis.
+//! - **Bounded bookkeeping without chores.** `{prefix}:inv` keeps at most
+//!   `CACHE_REDIS_INVALIDATION_RECORDS` records; trimming the oldest raises `{prefix}:floor`, and entries
+//!   filled before the floor count as gone (extra misses, never stale hits). Entries expire by their own
+//!   TTL. Nothing else is written.
+//! - **Fail open.** Every operation (connection checkout included) has a timeout. A refused connection, a
+//!   timeout, a wrong type at a key or an undecodable value is an error or a miss for the layer, which
+//!   answers from the inner service and counts it. A connection that fails at the I/O level is retired and
+//!   replaced on next use, so caching resumes by itself when Redis is back.
+//! - **No `PING` per checkout.** bb8's default checkout test doubles a hit's round trips; this store's pool
+//!   tests a flag set by failed operations instead, and clones the multiplexed connection out of the pool so
+//!   that concurrent requests share one socket.
+//! - **`clear`** raises the floor (one script), then unlinks `{prefix}:e:*` with `SCAN` in the background.
+//!   Never `KEYS`, never `FLUSHALL`.
+//!
+//! The scripts touch several keys of one prefix, all in one hash slot thanks to the braces; Redis Cluster
+//! therefore serves a whole prefix from one shard.
+//!
+//! # TLS
+//!
+//! `rediss://` connects with rustls, trusting the bundled web PKI roots, or the authorities of
+//! `CACHE_REDIS_TLS_CA_FILE` / [`RedisOptions::tls_ca_pem`] for a private CA.
+//!
+//! # Cargo features
+//!
+//! None: TLS (rustls with *ring*) is always built.
+
+mod connection;
+mod env_store;
+mod keys;
+mod options;
+mod scripts;
+mod store;
+mod view;
+
+pub use env_store::EnvStore;
+pub use options::{
+    RedisOptions, CACHE_REDIS_INVALIDATION_RECORDS, CACHE_REDIS_POOL_SIZE, CACHE_REDIS_TIMEOUT_MS,
+    CACHE_REDIS_TLS_CA_FILE, DEFAULT_INVALIDATION_RECORDS, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT,
+    REDIS_URL,
+};
+pub use store::RedisStore;
+
+/// bb8-redis, re-exported for [`RedisStore::from_pool`].
+pub use bb8_redis;

@@ -84,8 +84,9 @@ impl CacheConfig {
     /// Sets the key prefix.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the prefix is empty, too long, or has spaces, control characters or
-    /// glob characters (it is used in `SCAN MATCH` patterns).
+    /// [`Error::InvalidConfig`] when the prefix is empty, too long, or has spaces, control characters,
+    /// glob characters (it is used in `SCAN MATCH` patterns) or braces (a shared store wraps it in braces
+    /// so that two prefixes can never match each other's keys).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
         self.key_prefix = validate_prefix(CACHE_KEY_PREFIX, prefix.into())?;
         Ok(self)
@@ -102,7 +103,7 @@ fn validate_prefix(variable: &str, prefix: String) -> Result<String, Error> {
     }
     if let Some(bad) = prefix
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || "*?[]\\".contains(*c))
+        .find(|c| c.is_whitespace() || c.is_control() || "*?[]\\{}".contains(*c))
     {
         return Err(env::invalid(
             variable,

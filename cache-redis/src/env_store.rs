@@ -1,0 +1,128 @@
+//! The store the environment asks for: Redis when `REDIS_URL` is set, in process otherwise.
+
+use cache_core::config::env::{Environment, ProcessEnv};
+use cache_core::{CacheKey, Error, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
+use cache_memory::MemoryStore;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::options::{RedisOptions, REDIS_URL};
+use crate::RedisStore;
+
+/// Either store, chosen at startup by [`EnvStore::from_env`].
+///
+/// ```
+/// use cache_redis::EnvStore;
+///
+/// // No REDIS_URL: the in-process store, sized by CACHE_MEMORY_SIZE.
+/// let store = EnvStore::<String>::from_env_source(&[("CACHE_MEMORY_SIZE", "500")])?;
+/// assert_eq!(store.backend(), "memory");
+/// # Ok::<(), cache_core::Error>(())
+/// ```
+pub enum EnvStore<V> {
+    /// In process (`cache-memory`).
+    Memory(MemoryStore<V>),
+    /// Shared, in Redis.
+    Redis(RedisStore<V>),
+}
+
+impl<V> Clone for EnvStore<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Memory(store) => Self::Memory(store.clone()),
+            Self::Redis(store) => Self::Redis(store.clone()),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for EnvStore<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory(store) => f.debug_tuple("Memory").field(store).finish(),
+            Self::Redis(store) => f.debug_tuple("Redis").field(store).finish(),
+        }
+    }
+}
+
+impl<V> EnvStore<V>
+where
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Redis at `REDIS_URL` (settings from [`RedisOptions::from_env_source`]) when it is set and not
+    /// empty; otherwise memory (`CACHE_MEMORY_SIZE`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first variable whose value is bad.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_source(&ProcessEnv)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading from `env`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first variable whose value is bad.
+    pub fn from_env_source(env: &impl Environment) -> Result<Self, Error> {
+        match env.var(REDIS_URL)? {
+            Some(url) => {
+                let options = RedisOptions::from_env_source(env)?;
+                Ok(Self::Redis(RedisStore::connect(url.trim(), options)?))
+            }
+            None => Ok(Self::Memory(MemoryStore::from_env_source(env)?)),
+        }
+    }
+
+    /// `"memory"` or `"redis"`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
+impl<V> Invalidate for EnvStore<V>
+where
+    V: Clone + Send + Sync + 'static,
+{
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        match self {
+            Self::Memory(store) => store.remove(key),
+            Self::Redis(store) => store.remove(key),
+        }
+    }
+
+    fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>> {
+        match self {
+            Self::Memory(store) => store.invalidate_tags(tags),
+            Self::Redis(store) => store.invalidate_tags(tags),
+        }
+    }
+
+    fn clear(&self) -> StoreFuture<Result<(), Error>> {
+        match self {
+            Self::Memory(store) => store.clear(),
+            Self::Redis(store) => store.clear(),
+        }
+    }
+}
+
+impl<V> Store for EnvStore<V>
+where
+    V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    type Value = V;
+
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
+        match self {
+            Self::Memory(store) => store.get(key),
+            Self::Redis(store) => store.get(key),
+        }
+    }
+
+    fn put(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        match self {
+            Self::Memory(store) => store.put(key, entry),
+            Self::Redis(store) => store.put(key, entry),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Where everything lives in Redis.
+//!
+//! Every key starts with `{prefix}:`. The braces keep prefixes apart (a prefix cannot contain a brace,
+//! so `{app}:` never matches `{app2}:`) and, on a cluster, hash all of a prefix's keys to one slot, which
+//! the scripts need.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{prefix}:e:<key>` | string, with the entry's TTL | an entry: envelope (codec, stamp, tags) and value |
+//! | `{prefix}:epoch` | integer | the invalidation clock: advanced by every invalidation, never behind the server's time in µs |
+//! | `{prefix}:inv` | sorted set, capped | `t:<tag>` / `k:<key>` scored by the clock value of their last invalidation |
+//! | `{prefix}:floor` | integer | entries stamped before it are gone (set by `clear` and by trimming `inv`) |
+
+use cache_core::CacheKey;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    entry_prefix: String,
+    pub(crate) epoch: String,
+    pub(crate) records: String,
+    pub(crate) floor: String,
+    pub(crate) entry_pattern: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let base = format!("{{{prefix}}}:");
+        Self {
+            entry_prefix: format!("{base}e:"),
+            epoch: format!("{base}epoch"),
+            records: format!("{base}inv"),
+            floor: format!("{base}floor"),
+            entry_pattern: format!("{base}e:*"),
+        }
+    }
+
+    pub(crate) fn entry(&self, key: &CacheKey) -> String {
+        let mut name = String::with_capacity(self.entry_prefix.len() + key.len());
+        name.push_str(&self.entry_prefix);
+        name.push_str(key);
+        name
+    }
+}
+
+/// Name of a tag's invalidation record in `{prefix}:inv`.
+pub(crate) fn tag_record(tag: &str) -> String {
+    format!("t:{tag}")
+}
+
+/// Name of a key's invalidation record in `{prefix}:inv`.
+pub(crate) fn key_record(key: &str) -> String {
+    format!("k:{key}")
+}

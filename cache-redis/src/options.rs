@@ -1,0 +1,189 @@
+//! Settings of the Redis store, from code or from the environment.
+
+use std::time::Duration;
+
+use cache_core::config::env::{self, Environment};
+use cache_core::{CacheConfig, Error};
+
+/// Name of the variable holding the Redis URL; empty or unset selects the in-process store.
+pub const REDIS_URL: &str = "REDIS_URL";
+/// Name of the variable setting the per-operation timeout, in milliseconds.
+pub const CACHE_REDIS_TIMEOUT_MS: &str = "CACHE_REDIS_TIMEOUT_MS";
+/// Name of the variable setting the number of pooled (multiplexed) connections.
+pub const CACHE_REDIS_POOL_SIZE: &str = "CACHE_REDIS_POOL_SIZE";
+/// Name of the variable capping the invalidation records kept in Redis.
+pub const CACHE_REDIS_INVALIDATION_RECORDS: &str = "CACHE_REDIS_INVALIDATION_RECORDS";
+/// Name of the variable naming a PEM file of certificate authorities to trust for `rediss://`.
+pub const CACHE_REDIS_TLS_CA_FILE: &str = "CACHE_REDIS_TLS_CA_FILE";
+
+/// Default per-operation timeout: loopback answers in well under a millisecond, a same-zone managed
+/// Redis in one or two; past this the request goes to the inner service instead.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+/// Default number of pooled connections. Each is multiplexed: concurrent requests share it.
+pub const DEFAULT_POOL_SIZE: u32 = 4;
+/// Default cap of the invalidation records.
+pub const DEFAULT_INVALIDATION_RECORDS: usize = 10_000;
+
+/// Settings of a [`RedisStore`](crate::RedisStore).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RedisOptions {
+    /// Prefix of every key (`CACHE_KEY_PREFIX`, default `cache:`).
+    pub key_prefix: String,
+    /// Longest wait for one store operation, connection checkout included (`CACHE_REDIS_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Pooled multiplexed connections (`CACHE_REDIS_POOL_SIZE`).
+    pub pool_size: u32,
+    /// Invalidations of tags and keys remembered (`CACHE_REDIS_INVALIDATION_RECORDS`). Beyond it the
+    /// oldest are forgotten and entries filled before them count as gone: extra misses, never stale hits.
+    pub max_invalidation_records: usize,
+    /// PEM certificate authorities to trust for `rediss://`, instead of the system's
+    /// (`CACHE_REDIS_TLS_CA_FILE` names a file).
+    pub tls_ca_pem: Option<Vec<u8>>,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            key_prefix: CacheConfig::default().key_prefix,
+            timeout: DEFAULT_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            max_invalidation_records: DEFAULT_INVALIDATION_RECORDS,
+            tls_ca_pem: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .field("max_invalidation_records", &self.max_invalidation_records)
+            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl RedisOptions {
+    /// Reads every setting above from `env`, with the prefix from `CACHE_KEY_PREFIX`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the variable whose value is bad, or an unreadable CA file.
+    pub fn from_env_source(env: &impl Environment) -> Result<Self, Error> {
+        let defaults = Self::default();
+        let pool_size = env::read_u64(env, CACHE_REDIS_POOL_SIZE, defaults.pool_size.into(), 1)?;
+        let pool_size = u32::try_from(pool_size).map_err(|_| {
+            env::invalid(CACHE_REDIS_POOL_SIZE, &pool_size.to_string(), "too large")
+        })?;
+        let records = env::read_u64(
+            env,
+            CACHE_REDIS_INVALIDATION_RECORDS,
+            defaults.max_invalidation_records as u64,
+            2,
+        )?;
+        let tls_ca_pem = match env.var(CACHE_REDIS_TLS_CA_FILE)? {
+            None => None,
+            Some(path) => Some(std::fs::read(&path).map_err(|error| {
+                env::invalid(
+                    CACHE_REDIS_TLS_CA_FILE,
+                    &path,
+                    format!("cannot read the file: {error}"),
+                )
+            })?),
+        };
+        Ok(Self {
+            key_prefix: CacheConfig::from_env_source(env)?.key_prefix,
+            timeout: env::read_millis(env, CACHE_REDIS_TIMEOUT_MS, defaults.timeout)?,
+            pool_size,
+            max_invalidation_records: usize::try_from(records).unwrap_or(usize::MAX),
+            tls_ca_pem,
+        })
+    }
+
+    /// Sets the key prefix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a prefix [`CacheConfig::key_prefix`] rejects.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
+        self.key_prefix = CacheConfig::default().key_prefix(prefix)?.key_prefix;
+        Ok(self)
+    }
+
+    /// Sets the per-operation timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the number of pooled connections (at least 1).
+    #[must_use]
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Sets the cap of invalidation records (at least 2).
+    #[must_use]
+    pub fn max_invalidation_records(mut self, records: usize) -> Self {
+        self.max_invalidation_records = records.max(2);
+        self
+    }
+
+    /// Trusts these PEM certificate authorities for `rediss://`.
+    #[must_use]
+    pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_ca_pem = Some(pem.into());
+        self
+    }
+}
+
+/// The URL with any password replaced, for errors and traces.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://<credentials>@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("rediss://user:hunter2@cache.example:6380/0"),
+            "rediss://<credentials>@cache.example:6380/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            (CACHE_REDIS_TIMEOUT_MS, "fast"),
+            (CACHE_REDIS_POOL_SIZE, "0"),
+            (CACHE_REDIS_INVALIDATION_RECORDS, "-1"),
+            (CACHE_REDIS_TLS_CA_FILE, "/nonexistent/ca.pem"),
+        ] {
+            let error = RedisOptions::from_env_source(&[(name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(name), "{error}");
+        }
+        let options = RedisOptions::from_env_source(&[
+            (CACHE_REDIS_TIMEOUT_MS, "7"),
+            ("CACHE_KEY_PREFIX", "bot:"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (options.timeout, options.key_prefix.as_str()),
+            (Duration::from_millis(7), "bot:")
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! The store: reads in one plain `MGET`, writes and invalidations in one script each.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::codec::{envelope, Bincode, Codec};
+use cache_core::{
+    CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
+};
+use redis::{Client, RedisError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
+use crate::keys::{key_record, tag_record, Keys};
+use crate::options::{redact, RedisOptions, REDIS_URL};
+use crate::scripts;
+use crate::view::View;
+
+/// Keys unlinked per `SCAN` step of [`Invalidate::clear`].
+const CLEAR_BATCH: usize = 500;
+
+struct Inner<C> {
+    connections: Connections,
+    keys: Keys,
+    view: View,
+    codec: C,
+    timeout: Duration,
+    max_records: usize,
+}
+
+/// A [`Store`] shared by every process that uses the same Redis and key prefix.
+///
+/// Cheap to clone; clones share connections and the invalidation view. See the [crate docs](crate) for
+/// the data layout and the consistency argument.
+pub struct RedisStore<V, C = Bincode> {
+    inner: Arc<Inner<C>>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V, C> Clone for RedisStore<V, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V, C: Codec> std::fmt::Debug for RedisStore<V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("keys", &self.inner.keys.entry_pattern)
+            .field("codec", &C::NAME)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V> RedisStore<V, Bincode> {
+    /// A store on the Redis at `url` (`redis://` or `rediss://` for TLS), with the bincode codec.
+    ///
+    /// Connections are opened on first use, so a Redis that is down at startup only means misses until it
+    /// is back.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `REDIS_URL` when the URL cannot be parsed (the password is never
+    /// shown).
+    pub fn connect(url: &str, options: RedisOptions) -> Result<Self, Error> {
+        Self::with_codec(url, options, Bincode)
+    }
+}
+
+impl<V, C: Codec> RedisStore<V, C> {
+    /// Like [`connect`](RedisStore::connect), with another codec.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `REDIS_URL` when the URL cannot be parsed.
+    pub fn with_codec(url: &str, options: RedisOptions, codec: C) -> Result<Self, Error> {
+        let client = open_client(url, &options)?;
+        let connections = Connections::own(client, options.pool_size, options.timeout);
+        Ok(Self::from_connections(connections, options, codec))
+    }
+
+    /// A store on a pool the application already has.
+    ///
+    /// bb8 tests each checkout with a `PING` unless the pool was built with `test_on_check_out(false)`:
+    /// turn that off, or every hit costs two round trips.
+    pub fn from_pool(pool: SharedPool, options: RedisOptions, codec: C) -> Self {
+        Self::from_connections(shared_pool(pool), options, codec)
+    }
+
+    fn from_connections(connections: Connections, options: RedisOptions, codec: C) -> Self {
+        let inner = Inner {
+            connections,
+            keys: Keys::new(&options.key_prefix),
+            view: View::new(options.max_invalidation_records),
+            codec,
+            timeout: options.timeout,
+            max_records: options.max_invalidation_records,
+        };
+        Self {
+            inner: Arc::new(inner),
+            _value: PhantomData,
+        }
+    }
+}
+
+fn open_client(url: &str, options: &RedisOptions) -> Result<Client, Error> {
+    let invalid = |error: RedisError| {
+        cache_core::config::env::invalid(
+            REDIS_URL,
+            &redact(url),
+            format!("not a usable Redis URL: {error}"),
+        )
+    };
+    if url.starts_with("rediss://") {
+        // rustls needs a process-wide crypto provider; an application may have installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(ca) = &options.tls_ca_pem {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            };
+            return Client::build_with_tls(url, certificates).map_err(invalid);
+        }
+    }
+    Client::open(url).map_err(invalid)
+}
+
+impl<C: Codec> Inner<C> {
+    /// Runs one store operation under the timeout, on a freshly checked-out connection.
+    async fn run<T, F, Fut>(&self, operation: &'static str, work: F) -> Result<T, Error>
+    where
+        F: FnOnce(Checkout) -> Fut,
+        Fut: Future<Output = Result<T, (Checkout, OpError)>>,
+    {
+        let attempt = async {
+            let checkout = self
+                .connections
+                .checkout()
+                .await
+                .map_err(|error| Error::store(operation, error))?;
+            work(checkout)
+                .await
+                .map_err(|(checkout, error)| match error {
+                    OpError::Redis(error) => {
+                        checkout.note(&error);
+                        Error::store(operation, error)
+                    }
+                    OpError::Cache(error) => error,
+                })
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::StoreTimeout {
+                operation,
+                after: self.timeout,
+            }),
+        }
+    }
+
+    async fn lookup<V: DeserializeOwned>(&self, key: CacheKey) -> Result<Lookup<V>, Error> {
+        let entry_key = self.keys.entry(&key);
+        let (bytes, clock) = self
+            .run("get", |mut checkout| async move {
+                let reply: RedisResult<(Option<Vec<u8>>, Option<u64>)> = redis::cmd("MGET")
+                    .arg(&entry_key)
+                    .arg(&self.keys.epoch)
+                    .query_async(&mut checkout.connection)
+                    .await;
+                let (bytes, clock) = match reply {
+                    Ok(reply) => reply,
+                    Err(error) => return Err((checkout, OpError::Redis(error))),
+                };
+                let clock = clock.unwrap_or(0);
+                if let Err(error) = self
+                    .view
+                    .catch_up(clock, &self.keys, &mut checkout.connection)
+                    .await
+                {
+                    return Err((checkout, OpError::Redis(error)));
+                }
+                Ok((bytes, clock))
+            })
+            .await?;
+        // A fill that follows this miss starts after the clock was read.
+        let stamp = FillStamp::new(clock);
+        let Some(bytes) = bytes else {
+            return Ok(Lookup::Miss { stamp });
+        };
+        match envelope::decode::<C, V>(&self.codec, &bytes) {
+            Err(error) => Ok(Lookup::Undecodable { stamp, error }),
+            Ok(entry) if self.view.is_dead(&key, &entry.tags, entry.stamp.get()) => {
+                Ok(Lookup::Miss { stamp })
+            }
+            Ok(entry) => Ok(Lookup::Hit {
+                value: entry.value,
+                stamp: entry.stamp,
+            }),
+        }
+    }
+
+    async fn store<V: Serialize>(
+        &self,
+        key: CacheKey,
+        entry: PutEntry<V>,
+    ) -> Result<PutOutcome, Error> {
+        let ttl_ms = u64::try_from(entry.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
+        names.push(key_record(&key));
+        let entry_key = self.keys.entry(&key);
+        self.run("put", |mut checkout| async move {
+            let stamp = match entry.stamp {
+                Some(stamp) => stamp.get(),
+                // A value returned by a write is as fresh as the clock now.
+                None => match redis::cmd("GET")
+                    .arg(&self.keys.epoch)
+                    .query_async::<Option<u64>>(&mut checkout.connection)
+                    .await
+                {
+                    Ok(clock) => clock.unwrap_or(0),
+                    Err(error) => return Err((checkout, OpError::Redis(error))),
+                },
+            };
+            let bytes = match envelope::encode(
+                &self.codec,
+                FillStamp::new(stamp),
+                &entry.tags,
+                &entry.value,
+            ) {
+                Ok(bytes) => bytes,
+                Err(error) => return Err((checkout, OpError::Cache(error))),
+            };
+            let mut invocation = scripts::PUT.prepare_invoke();
+            invocation
+                .key(&entry_key)
+                .key(&self.keys.records)
+                .key(&self.keys.floor);
+            invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
+            match invocation
+                .invoke_async::<i64>(&mut checkout.connection)
+                .await
+            {
+                Ok(1) => Ok(PutOutcome::Stored),
+                Ok(_) => Ok(PutOutcome::Superseded),
+                Err(error) => Err((checkout, OpError::Redis(error))),
+            }
+        })
+        .await
+    }
+
+    async fn invalidate(
+        &self,
+        operation: &'static str,
+        names: Vec<String>,
+        unlink: Option<String>,
+    ) -> Result<(), Error> {
+        self.run(operation, |mut checkout| async move {
+            let mut invocation = scripts::INVALIDATE.prepare_invoke();
+            invocation
+                .key(&self.keys.epoch)
+                .key(&self.keys.records)
+                .key(&self.keys.floor);
+            if let Some(entry_key) = &unlink {
+                invocation.key(entry_key);
+            }
+            invocation.arg(self.max_records).arg(&names);
+            match invocation
+                .invoke_async::<u64>(&mut checkout.connection)
+                .await
+            {
+                Ok(at) => {
+                    tracing::debug!(at, records = names.len(), "invalidation recorded");
+                    Ok(())
+                }
+                Err(error) => Err((checkout, OpError::Redis(error))),
+            }
+        })
+        .await
+    }
+
+    async fn clear(self: Arc<Self>) -> Result<(), Error> {
+        let keys = &self.keys;
+        self.run("clear", |mut checkout| async move {
+            let mut invocation = scripts::CLEAR.prepare_invoke();
+            invocation
+                .key(&keys.epoch)
+                .key(&keys.records)
+                .key(&keys.floor);
+            match invocation
+                .invoke_async::<u64>(&mut checkout.connection)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(error) => Err((checkout, OpError::Redis(error))),
+            }
+        })
+        .await?;
+        // Every entry is already gone for readers (the floor). Unlinking them only frees memory, so it runs
+        // in the background, one bounded `SCAN` step at a time, matching only this prefix's entries.
+        tokio::spawn(async move {
+            if let Err(error) = self.sweep_entries().await {
+                tracing::warn!(error = %error, "clear: unlinking entries stopped early; their TTLs will expire them");
+            }
+        });
+        Ok(())
+    }
+
+    async fn sweep_entries(&self) -> Result<(), Error> {
+        let mut cursor = 0u64;
+        loop {
+            let pattern = &self.keys.entry_pattern;
+            cursor = self
+                .run("clear", |mut checkout| async move {
+                    let step: RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(CLEAR_BATCH)
+                        .query_async(&mut checkout.connection)
+                        .await;
+                    let (next, found) = match step {
+                        Ok(step) => step,
+                        Err(error) => return Err((checkout, OpError::Redis(error))),
+                    };
+                    if !found.is_empty() {
+                        let unlinked = redis::cmd("UNLINK")
+                            .arg(&found)
+                            .query_async::<()>(&mut checkout.connection)
+                            .await;
+                        if let Err(error) = unlinked {
+                            return Err((checkout, OpError::Redis(error)));
+                        }
+                    }
+                    Ok(next)
+                })
+                .await?;
+            if cursor == 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+type RedisResult<T> = Result<T, RedisError>;
+
+/// Why an operation failed: Redis (which may retire the connection) or the cache itself.
+enum OpError {
+    Redis(RedisError),
+    Cache(Error),
+}
+
+impl<V, C> Invalidate for RedisStore<V, C>
+where
+    V: Send + Sync + 'static,
+    C: Codec,
+{
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        let inner = Arc::clone(&self.inner);
+        let names = vec![key_record(key)];
+        let entry_key = inner.keys.entry(key);
+        StoreFuture::pending(
+            async move { inner.invalidate("remove", names, Some(entry_key)).await },
+        )
+    }
+
+    fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>> {
+        let inner = Arc::clone(&self.inner);
+        let names = tags.iter().map(|tag| tag_record(tag)).collect();
+        StoreFuture::pending(async move { inner.invalidate("invalidate", names, None).await })
+    }
+
+    fn clear(&self) -> StoreFuture<Result<(), Error>> {
+        let inner = Arc::clone(&self.inner);
+        StoreFuture::pending(async move { inner.clear().await })
+    }
+}
+
+impl<V, C> Store for RedisStore<V, C>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    C: Codec,
+{
+    type Value = V;
+
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        StoreFuture::pending(async move { inner.lookup(key).await })
+    }
+
+    fn put(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        StoreFuture::pending(async move { inner.store(key, entry).await })
+    }
+}

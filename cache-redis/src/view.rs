@@ -1,0 +1,161 @@
+//! This process's view of the invalidation records, kept current at the cost of one plain `MGET` per read.
+//!
+//! Every read fetches the entry *and* the invalidation clock in one `MGET`. When the clock has not moved
+//! since the view was last brought up to date, the view knows every invalidation there is, and checks the
+//! entry's stamp and tags locally, with no script and no further round trip. When it has moved, the view
+//! first fetches the records newer than what it knows (one atomic pipeline, shared by every task of the
+//! process that notices at the same time). So an invalidation made by any process is honoured by the
+//! next read anywhere, and reads pay for invalidations only when there are some.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use redis::aio::MultiplexedConnection;
+use redis::RedisResult;
+
+use crate::keys::Keys;
+
+#[derive(Default)]
+struct Records {
+    tags: HashMap<String, u64>,
+    keys: HashMap<String, u64>,
+    floor: u64,
+}
+
+pub(crate) struct View {
+    /// Every invalidation up to this clock value is in `records` (or below `floor`).
+    cursor: AtomicU64,
+    records: RwLock<Records>,
+    catching_up: tokio::sync::Mutex<()>,
+    max_records: usize,
+}
+
+impl View {
+    pub(crate) fn new(max_records: usize) -> Self {
+        Self {
+            cursor: AtomicU64::new(0),
+            records: RwLock::default(),
+            catching_up: tokio::sync::Mutex::new(()),
+            max_records: max_records.max(2),
+        }
+    }
+
+    /// True when an invalidation known to the view removes an entry of `key` with `tags` filled at `stamp`.
+    /// Call [`catch_up`](Self::catch_up) with the clock read alongside the entry first.
+    pub(crate) fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {
+        if stamp >= self.cursor.load(Ordering::Acquire) {
+            return false;
+        }
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        stamp < records.floor
+            || records.keys.get(key).is_some_and(|&at| at > stamp)
+            || tags
+                .iter()
+                .any(|tag| records.tags.get(tag.as_str()).is_some_and(|&at| at > stamp))
+    }
+
+    /// Brings the view up to `clock`, the invalidation clock read by the caller.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the view only advances once the fetched records are applied.
+    pub(crate) async fn catch_up(
+        &self,
+        clock: u64,
+        keys: &Keys,
+        conn: &mut MultiplexedConnection,
+    ) -> RedisResult<()> {
+        if clock <= self.cursor.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _only_one = self.catching_up.lock().await;
+        let known = self.cursor.load(Ordering::Acquire);
+        if clock <= known {
+            return Ok(());
+        }
+        let (fetched, floor, now): (Vec<(String, u64)>, Option<u64>, Option<u64>) = redis::pipe()
+            .atomic()
+            .cmd("ZRANGE")
+            .arg(&keys.records)
+            .arg(format!("({known}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("WITHSCORES")
+            .get(&keys.floor)
+            .get(&keys.epoch)
+            .query_async(conn)
+            .await?;
+        let newest = fetched.iter().map(|(_, at)| *at).max().unwrap_or(0);
+        let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
+        for (name, at) in fetched {
+            if let Some(tag) = name.strip_prefix("t:") {
+                records.tags.insert(tag.to_owned(), at);
+            } else if let Some(key) = name.strip_prefix("k:") {
+                records.keys.insert(key.to_owned(), at);
+            }
+        }
+        let floor = floor.unwrap_or(0);
+        if floor > records.floor {
+            records.floor = floor;
+            // Records at or below the floor say nothing the floor does not.
+            records.tags.retain(|_, at| *at > floor);
+            records.keys.retain(|_, at| *at > floor);
+        }
+        if records.tags.len() + records.keys.len() > self.max_records {
+            forget_oldest(&mut records);
+        }
+        drop(records);
+        let cursor = clock.max(now.unwrap_or(0)).max(newest);
+        self.cursor.fetch_max(cursor, Ordering::AcqRel);
+        tracing::trace!(cursor, "invalidation view caught up");
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn record_count(&self) -> usize {
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        records.tags.len() + records.keys.len()
+    }
+}
+
+/// Forgets the older half of the records, raising the floor past them: a few extra misses, never a
+/// stale hit.
+fn forget_oldest(records: &mut Records) {
+    let mut times: Vec<u64> = records
+        .tags
+        .values()
+        .chain(records.keys.values())
+        .copied()
+        .collect();
+    let middle = times.len() / 2;
+    let (_, &mut cutoff, _) = times.select_nth_unstable(middle);
+    records.tags.retain(|_, at| *at > cutoff);
+    records.keys.retain(|_, at| *at > cutoff);
+    records.floor = records.floor.max(cutoff);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_raises_the_floor_past_what_was_forgotten() {
+        let mut records = Records::default();
+        for i in 1..=10 {
+            records.tags.insert(format!("t{i}"), i);
+        }
+        forget_oldest(&mut records);
+        assert_eq!(records.floor, 6);
+        assert_eq!(records.tags.len(), 4);
+        let view = View::new(10);
+        *view.records.write().unwrap() = records;
+        view.cursor.store(10, Ordering::Release);
+        assert!(view.is_dead("k", &[], 3), "stamped before the floor");
+        assert!(
+            view.is_dead("k", &["t9".to_owned()], 7),
+            "t9 invalidated at 9 > 7"
+        );
+        assert!(!view.is_dead("k", &["t9".to_owned()], 9));
+        assert_eq!(view.record_count(), 4);
+    }
+}
