@@ -21,7 +21,10 @@ fn tags(key: &str, _value: &String) -> Vec<String> {
     let id: u64 = key.trim_start_matches("item:").parse().unwrap();
     vec![
         key.to_owned(),
-        format!("parity:{}", if id % 2 == 0 { "even" } else { "odd" }),
+        format!(
+            "parity:{}",
+            if id.is_multiple_of(2) { "even" } else { "odd" }
+        ),
     ]
 }
 

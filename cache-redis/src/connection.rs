@@ -85,7 +85,8 @@ pub(crate) struct Checkout {
 impl Checkout {
     /// Retires the connection when `error` says it is unusable (I/O, dropped, timed out), so the pool
     /// opens a new one; server replies such as a wrong type leave it in place.
-    pub(crate) fn note(&self, error: &RedisError) {
+    /// Returns whether the connection was retired.
+    pub(crate) fn note(&self, error: &RedisError) -> bool {
         let unusable = error.is_io_error()
             || error.is_connection_dropped()
             || error.is_timeout()
@@ -93,6 +94,7 @@ impl Checkout {
         if let (true, Some(flag)) = (unusable, &self.broken) {
             flag.store(true, Ordering::Release);
         }
+        unusable
     }
 }
 

@@ -49,7 +49,8 @@
 //! - **Fail open.** Every operation (connection checkout included) has a timeout. A refused connection, a
 //!   timeout, a wrong type at a key or an undecodable value is an error or a miss for the layer, which
 //!   answers from the inner service and counts it. A connection that fails at the I/O level is retired and
-//!   replaced on next use, so caching resumes by itself when Redis is back.
+//!   replaced on next use, so caching resumes by itself when Redis is back. While Redis cannot be reached,
+//!   operations fail at once for [`RETRY_AFTER`] instead of each waiting for its timeout.
 //! - **No `PING` per checkout.** bb8's default checkout test doubles a hit's round trips; this store's pool
 //!   tests a flag set by failed operations instead, and clones the multiplexed connection out of the pool so
 //!   that concurrent requests share one socket.
@@ -68,6 +69,7 @@
 //!
 //! None: TLS (rustls with *ring*) is always built.
 
+mod circuit;
 mod connection;
 mod env_store;
 mod keys;
@@ -76,6 +78,7 @@ mod scripts;
 mod store;
 mod view;
 
+pub use circuit::RETRY_AFTER;
 pub use env_store::EnvStore;
 pub use options::{
     RedisOptions, CACHE_REDIS_INVALIDATION_RECORDS, CACHE_REDIS_POOL_SIZE, CACHE_REDIS_TIMEOUT_MS,

@@ -13,6 +13,7 @@ use redis::{Client, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::circuit::Circuit;
 use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
 use crate::options::{redact, RedisOptions, REDIS_URL};
@@ -24,6 +25,7 @@ const CLEAR_BATCH: usize = 500;
 
 struct Inner<C> {
     connections: Connections,
+    circuit: Circuit,
     keys: Keys,
     view: View,
     codec: C,
@@ -95,6 +97,7 @@ impl<V, C: Codec> RedisStore<V, C> {
     fn from_connections(connections: Connections, options: RedisOptions, codec: C) -> Self {
         let inner = Inner {
             connections,
+            circuit: Circuit::new(),
             keys: Keys::new(&options.key_prefix),
             view: View::new(options.max_invalidation_records),
             codec,
@@ -131,35 +134,53 @@ fn open_client(url: &str, options: &RedisOptions) -> Result<Client, Error> {
 }
 
 impl<C: Codec> Inner<C> {
-    /// Runs one store operation under the timeout, on a freshly checked-out connection.
+    /// Runs one store operation under the timeout, on a freshly checked-out connection; fails at once while
+    /// the circuit is open.
     async fn run<T, F, Fut>(&self, operation: &'static str, work: F) -> Result<T, Error>
     where
         F: FnOnce(Checkout) -> Fut,
         Fut: Future<Output = Result<T, (Checkout, OpError)>>,
     {
+        if self.circuit.is_open() {
+            return Err(Error::store(
+                operation,
+                "Redis unreachable; retrying shortly",
+            ));
+        }
         let attempt = async {
-            let checkout = self
-                .connections
-                .checkout()
-                .await
-                .map_err(|error| Error::store(operation, error))?;
+            let checkout = match self.connections.checkout().await {
+                Ok(checkout) => checkout,
+                Err(error) => {
+                    self.circuit.trip();
+                    return Err(Error::store(operation, error));
+                }
+            };
             work(checkout)
                 .await
                 .map_err(|(checkout, error)| match error {
                     OpError::Redis(error) => {
-                        checkout.note(&error);
+                        if checkout.note(&error) {
+                            self.circuit.trip();
+                        }
                         Error::store(operation, error)
                     }
                     OpError::Cache(error) => error,
                 })
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let result = match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(Error::StoreTimeout {
-                operation,
-                after: self.timeout,
-            }),
+            Err(_) => {
+                self.circuit.trip();
+                Err(Error::StoreTimeout {
+                    operation,
+                    after: self.timeout,
+                })
+            }
+        };
+        if result.is_ok() {
+            self.circuit.close();
         }
+        result
     }
 
     async fn lookup<V: DeserializeOwned>(&self, key: CacheKey) -> Result<Lookup<V>, Error> {
@@ -186,8 +207,8 @@ impl<C: Codec> Inner<C> {
                 Ok((bytes, clock))
             })
             .await?;
-        // A fill that follows this miss starts after the clock was read.
-        let stamp = FillStamp::new(clock);
+        // A fill that follows this miss starts after every invalidation the view knows of.
+        let stamp = FillStamp::new(clock.max(self.view.cursor()));
         let Some(bytes) = bytes else {
             return Ok(Lookup::Miss { stamp });
         };
@@ -223,7 +244,7 @@ impl<C: Codec> Inner<C> {
                     .query_async::<Option<u64>>(&mut checkout.connection)
                     .await
                 {
-                    Ok(clock) => clock.unwrap_or(0),
+                    Ok(clock) => clock.unwrap_or(0).max(self.view.cursor()),
                     Err(error) => return Err((checkout, OpError::Redis(error))),
                 },
             };

@@ -41,6 +41,15 @@ impl View {
         }
     }
 
+    /// Every invalidation up to this clock value is known to the view.
+    ///
+    /// A fill may be stamped with it: each of those invalidations was read from Redis before the fill
+    /// started. It also keeps stamps ahead of what the view knows when Redis comes back empty after a
+    /// restart (its clock key gone), so new entries are not mistaken for old ones.
+    pub(crate) fn cursor(&self) -> u64 {
+        self.cursor.load(Ordering::Acquire)
+    }
+
     /// True when an invalidation known to the view removes an entry of `key` with `tags` filled at `stamp`.
     /// Call [`catch_up`](Self::catch_up) with the clock read alongside the entry first.
     pub(crate) fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {

@@ -1,0 +1,52 @@
+//! Fail fast while Redis is unreachable.
+//!
+//! bb8 keeps a checkout waiting until its timeout when no connection can be opened, so during an outage
+//! every request would pay the full store timeout before going to the inner service. After a failure at the
+//! connection level the circuit opens for [`RETRY_AFTER`]: operations fail at once (still counted as store
+//! errors by the layer), then the next one tries Redis again, and a success closes the circuit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long operations fail fast after Redis could not be reached.
+pub const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+pub(crate) struct Circuit {
+    origin: Instant,
+    /// Microseconds since `origin` until which the circuit is open; 0 when closed.
+    open_until: AtomicU64,
+}
+
+impl Circuit {
+    pub(crate) fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            open_until: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// True while operations should not try Redis.
+    pub(crate) fn is_open(&self) -> bool {
+        let until = self.open_until.load(Ordering::Relaxed);
+        until != 0 && self.now() < until
+    }
+
+    pub(crate) fn trip(&self) {
+        let until = self.now() + u64::try_from(RETRY_AFTER.as_micros()).unwrap_or(u64::MAX);
+        if self.open_until.swap(until, Ordering::Relaxed) == 0 {
+            tracing::warn!(retry_after = ?RETRY_AFTER, "Redis unreachable: the cache passes requests through");
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        if self.open_until.load(Ordering::Relaxed) != 0
+            && self.open_until.swap(0, Ordering::Relaxed) != 0
+        {
+            tracing::info!("Redis reachable again: caching resumes");
+        }
+    }
+}

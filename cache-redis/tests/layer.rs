@@ -1,0 +1,148 @@
+//! The layer over the Redis store: shared entries between "processes", single flight, environment
+//! selection, corrupt values as misses.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::codec::MessagePack;
+use cache_core::{CacheKey, CacheLayer, Policy, PutEntry, Store};
+use cache_redis::{EnvStore, RedisOptions, RedisStore};
+use redis_test_server::RedisServer;
+use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
+
+type Calls = Arc<AtomicUsize>;
+
+fn upstream(
+    calls: &Calls,
+    delay: Duration,
+) -> impl Service<u64, Response = String, Error = BoxError, Future: Send> + Clone {
+    let calls = Arc::clone(calls);
+    service_fn(move |id: u64| {
+        let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            tokio::time::sleep(delay).await;
+            Ok::<_, BoxError>(format!("value {id} #{call}"))
+        }
+    })
+}
+
+fn policy() -> Policy<fn(&u64) -> Option<String>> {
+    Policy::new((|id: &u64| Some(format!("item:{id}"))) as fn(&u64) -> Option<String>)
+        .ttl(Duration::from_secs(60))
+}
+
+fn options() -> RedisOptions {
+    RedisOptions::default().timeout(Duration::from_secs(2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_entries_and_flights_stay_single() {
+    let server = RedisServer::start();
+    let calls = Calls::default();
+    let first = CacheLayer::new(
+        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
+        policy(),
+    );
+    let second = CacheLayer::new(
+        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
+        policy(),
+    );
+    let first = first.layer(upstream(&calls, Duration::from_millis(100)));
+    let second_stats = second.stats();
+    let second = second.layer(upstream(&calls, Duration::from_millis(100)));
+
+    let burst: Vec<_> = (0..200)
+        .map(|_| tokio::spawn(first.clone().oneshot(1)))
+        .collect();
+    for reply in burst {
+        assert_eq!(reply.await.unwrap().unwrap(), "value 1 #1");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one inner call for the burst"
+    );
+
+    assert_eq!(
+        second.clone().oneshot(1).await.unwrap(),
+        "value 1 #1",
+        "the other process hits"
+    );
+    assert_eq!(second_stats.snapshot().hits, 1);
+}
+
+#[tokio::test]
+async fn env_store_picks_redis_when_redis_url_is_set() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let store = EnvStore::<String>::from_env_source(&[
+        ("REDIS_URL", url.as_str()),
+        ("CACHE_KEY_PREFIX", "env:"),
+    ])
+    .unwrap();
+    assert_eq!(store.backend(), "redis");
+    let entry = PutEntry {
+        value: "v".to_owned(),
+        ttl: Duration::from_secs(5),
+        tags: vec![],
+        stamp: None,
+    };
+    store.put(&CacheKey::from("k"), entry).await.unwrap();
+    assert_eq!(
+        server.command(&["EXISTS", "{env:}:e:k"]),
+        "1",
+        "written under the configured prefix"
+    );
+
+    let memory = EnvStore::<String>::from_env_source(&[("REDIS_URL", "")]).unwrap();
+    assert_eq!(memory.backend(), "memory");
+
+    let error = EnvStore::<String>::from_env_source(&[("REDIS_URL", "htp://user:pw@host")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("REDIS_URL") && !error.contains("pw"),
+        "{error}"
+    );
+    let error = EnvStore::<String>::from_env_source(&[
+        ("REDIS_URL", url.as_str()),
+        ("CACHE_REDIS_TIMEOUT_MS", "soon"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("CACHE_REDIS_TIMEOUT_MS"), "{error}");
+}
+
+#[tokio::test]
+async fn an_entry_of_another_codec_is_a_counted_miss_through_the_layer() {
+    let server = RedisServer::start();
+    let calls = Calls::default();
+    let writer =
+        RedisStore::<String, _>::with_codec(&server.url(), options(), MessagePack).unwrap();
+    let entry = PutEntry {
+        value: "from another codec".to_owned(),
+        ttl: Duration::from_secs(60),
+        tags: vec![],
+        stamp: None,
+    };
+    writer.put(&CacheKey::from("item:1"), entry).await.unwrap();
+
+    let layer = CacheLayer::new(
+        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
+        policy(),
+    );
+    let stats = layer.stats();
+    let service = layer.layer(upstream(&calls, Duration::ZERO));
+    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
+    assert_eq!(
+        service.clone().oneshot(1).await.unwrap(),
+        "value 1 #1",
+        "replaced, then hit"
+    );
+    let snapshot = stats.snapshot();
+    assert_eq!(
+        (snapshot.store_errors, snapshot.misses, snapshot.hits),
+        (1, 1, 1)
+    );
+}

@@ -1,0 +1,78 @@
+//! Redis dies in the middle of a stream of requests: every request is still answered, by the inner
+//! service, and caching resumes on its own once Redis is back.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_core::{CacheLayer, Policy};
+use cache_redis::{RedisOptions, RedisStore};
+use redis_test_server::RedisServer;
+use tower::{service_fn, BoxError, Layer, ServiceExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_survive_a_redis_crash_and_caching_resumes_after_restart() {
+    let mut server = RedisServer::start();
+    let options = RedisOptions::default().timeout(Duration::from_millis(500));
+    let store = RedisStore::<String>::connect(&server.url(), options).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let upstream = service_fn(move |id: u64| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, BoxError>(format!("value {id}")) }
+    });
+    let policy = Policy::new(|id: &u64| Some(format!("item:{id}"))).ttl(Duration::from_secs(60));
+    let layer = CacheLayer::new(store, policy).store_timeout(Duration::from_secs(1));
+    let stats = layer.stats();
+    let service = layer.layer(upstream);
+    let read = |id: u64| {
+        let service = service.clone();
+        async move {
+            assert_eq!(
+                service.oneshot(id).await.expect("never a failed request"),
+                format!("value {id}")
+            )
+        }
+    };
+
+    // Healthy: ten keys filled, then served from Redis.
+    for id in 0..10 {
+        read(id).await;
+        read(id).await;
+    }
+    assert_eq!(
+        (calls.load(Ordering::SeqCst), stats.snapshot().hits),
+        (10, 10)
+    );
+
+    server.kill();
+    for round in 0..5 {
+        for id in 0..10 {
+            read(id).await;
+        }
+        assert!(
+            calls.load(Ordering::SeqCst) >= 10 + 10 * (round + 1),
+            "answered by the inner service"
+        );
+    }
+    let errors_during_outage = stats.snapshot().store_errors;
+    assert!(
+        errors_during_outage >= 50,
+        "failures are counted: {errors_during_outage}"
+    );
+
+    server.restart();
+    // Within a few retry intervals the store is used again: a read is followed by a hit.
+    let mut resumed = false;
+    for _ in 0..100 {
+        let hits = stats.snapshot().hits;
+        read(42).await;
+        read(42).await;
+        if stats.snapshot().hits > hits {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(resumed, "caching resumed after Redis came back");
+}
