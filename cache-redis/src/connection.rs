@@ -1,13 +1,13 @@
 //! Connections: a bb8 pool of multiplexed connections, checked out for an instant per operation.
 //!
-//! A multiplexed connection pipelines the requests of every task that holds a clone of it, so an operation
-//! clones one out of the pool and hands the pool slot back at once: concurrency is not capped by the pool
-//! size. bb8 would `PING` on every checkout to find broken connections, which doubles the round trips of a
+//! A multiplexed connection pipelines the requests of every task that holds a clone of it, so connections
+//! are cloned out of the pool and kept in slots that operations share: concurrency is not capped by the pool
+//! size, and a hit touches neither the pool's lock nor its checkout timer. bb8 would `PING` on every checkout to find broken connections, which doubles the round trips of a
 //! hit; instead an operation that fails at the connection level marks its connection broken, and the
 //! checkout test (a flag read, no I/O) makes the pool replace it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bb8_redis::bb8::{self, ManageConnection, Pool, RunError};
@@ -29,9 +29,11 @@ pub(crate) struct FlaggedManager {
 
 impl FlaggedManager {
     pub(crate) fn new(client: Client, timeout: Duration) -> Self {
+        // Every operation already runs under the store's own timeout; a second timer per request inside
+        // redis-rs would only cost a timer-wheel insert and removal on every hit.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
+            .set_response_timeout(None);
         Self { client, config }
     }
 }
@@ -67,13 +69,35 @@ impl ManageConnection for FlaggedManager {
 }
 
 /// Where connections come from.
-#[derive(Clone)]
 pub(crate) enum Connections {
-    /// Our own pool, tuned for a cache.
-    Flagged(Pool<FlaggedManager>),
+    /// Our own pool, tuned for a cache, and the connections currently cloned out of it.
+    Flagged {
+        pool: Pool<FlaggedManager>,
+        slots: Slots,
+    },
     /// A pool the application built with bb8-redis's manager (it pings on checkout unless configured
     /// with `test_on_check_out(false)`).
     Shared(Pool<RedisConnectionManager>),
+}
+
+/// Multiplexed connections held for reuse, one per pool slot, handed out round robin.
+///
+/// Going through the pool on every operation would cost its lock and its checkout timer on every hit; a
+/// slot costs a read lock and a clone. A slot is refilled from the pool when empty or when its connection
+/// was marked broken, and the pool then replaces the broken connection.
+pub(crate) struct Slots {
+    slots: Vec<RwLock<Option<(MultiplexedConnection, Arc<AtomicBool>)>>>,
+    next: AtomicUsize,
+}
+
+impl Slots {
+    fn new(count: u32) -> Self {
+        let slots = (0..count.max(1)).map(|_| RwLock::new(None)).collect();
+        Self {
+            slots,
+            next: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// A connection for one operation.
@@ -107,16 +131,36 @@ impl Connections {
             .connection_timeout(timeout)
             .retry_connection(false)
             .build_unchecked(FlaggedManager::new(client, timeout));
-        Self::Flagged(pool)
+        Self::Flagged {
+            pool,
+            slots: Slots::new(pool_size),
+        }
     }
 
     pub(crate) async fn checkout(&self) -> Result<Checkout, RedisError> {
         match self {
-            Self::Flagged(pool) => {
+            Self::Flagged { pool, slots } => {
+                let index = slots.next.fetch_add(1, Ordering::Relaxed) % slots.slots.len();
+                let slot = &slots.slots[index];
+                {
+                    let held = slot.read().unwrap_or_else(PoisonError::into_inner);
+                    if let Some((connection, broken)) = held.as_ref() {
+                        if !broken.load(Ordering::Acquire) {
+                            return Ok(Checkout {
+                                connection: connection.clone(),
+                                broken: Some(Arc::clone(broken)),
+                            });
+                        }
+                    }
+                }
                 let pooled = pool.get().await.map_err(run_error)?;
+                let (connection, broken) = (pooled.connection.clone(), Arc::clone(&pooled.broken));
+                drop(pooled);
+                *slot.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some((connection.clone(), Arc::clone(&broken)));
                 Ok(Checkout {
-                    connection: pooled.connection.clone(),
-                    broken: Some(Arc::clone(&pooled.broken)),
+                    connection,
+                    broken: Some(broken),
                 })
             }
             Self::Shared(pool) => {

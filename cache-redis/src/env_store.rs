@@ -104,6 +104,13 @@ where
             Self::Redis(store) => store.clear(),
         }
     }
+
+    fn bounds_its_operations(&self) -> bool {
+        match self {
+            Self::Memory(store) => store.bounds_its_operations(),
+            Self::Redis(store) => store.bounds_its_operations(),
+        }
+    }
 }
 
 impl<V> Store for EnvStore<V>

@@ -401,6 +401,10 @@ where
         let inner = Arc::clone(&self.inner);
         StoreFuture::pending(async move { inner.clear().await })
     }
+
+    fn bounds_its_operations(&self) -> bool {
+        true
+    }
 }
 
 impl<V, C> Store for RedisStore<V, C>

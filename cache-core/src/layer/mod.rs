@@ -85,6 +85,8 @@ impl<St, P> CacheLayer<St, P> {
     }
 
     /// Sets how long one store operation may take before the request goes on without the store.
+    ///
+    /// Stores that enforce a timeout of their own (the Redis store does) are not wrapped in this one.
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
@@ -118,7 +120,7 @@ impl<S, St: Store + Clone, P> Layer<S> for CacheLayer<St, P> {
             policy: Arc::clone(&self.policy),
             flights: Arc::new(SingleFlight::new()),
             stats: self.stats.clone(),
-            store_timeout: self.store_timeout,
+            store_timeout: (!self.store.bounds_its_operations()).then_some(self.store_timeout),
         };
         Cache::new(inner, Arc::new(shared), self.enabled)
     }

@@ -10,7 +10,8 @@ pub(crate) struct Shared<St: Store, P> {
     pub(crate) policy: Arc<P>,
     pub(crate) flights: Arc<SingleFlight<St::Value>>,
     pub(crate) stats: Stats,
-    pub(crate) store_timeout: Duration,
+    /// `None` when the store bounds its own operations.
+    pub(crate) store_timeout: Option<Duration>,
 }
 
 impl<St: Store, P> Shared<St, P> {
@@ -20,7 +21,10 @@ impl<St: Store, P> Shared<St, P> {
         operation: &'static str,
         future: StoreFuture<Result<T, Error>>,
     ) -> Result<T, Error> {
-        bounded(operation, future, self.store_timeout).await
+        match self.store_timeout {
+            Some(timeout) => bounded(operation, future, timeout).await,
+            None => future.await,
+        }
     }
 
     /// Counts and traces a store failure; the request carries on without the store.

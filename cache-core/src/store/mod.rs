@@ -107,6 +107,13 @@ pub trait Invalidate: Send + Sync + 'static {
 
     /// Removes every entry of this store (within its key prefix, for a shared store).
     fn clear(&self) -> StoreFuture<Result<(), Error>>;
+
+    /// True when every operation of this store ends within a timeout of its own. The layer then does not
+    /// wrap the store's futures in its own timer, which would cost a timer per hit. Stores answering
+    /// synchronously need no timeout either way.
+    fn bounds_its_operations(&self) -> bool {
+        false
+    }
 }
 
 /// A cache backend for values of type [`Value`](Self::Value).
@@ -140,6 +147,10 @@ impl<T: Invalidate + ?Sized> Invalidate for std::sync::Arc<T> {
 
     fn clear(&self) -> StoreFuture<Result<(), Error>> {
         (**self).clear()
+    }
+
+    fn bounds_its_operations(&self) -> bool {
+        (**self).bounds_its_operations()
     }
 }
 

@@ -1,4 +1,6 @@
-//! Invalidating a tag costs the same commands whether 1,000 or 100,000 entries carry it.
+//! What each operation costs in Redis commands, counted by the server (`INFO commandstats`): a hit is one
+//! `MGET` (no `PING` per checkout), and invalidating a tag costs the same whether 1,000 or 100,000 entries
+//! carry it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -81,4 +83,23 @@ async fn a_hundred_thousand_carriers_cost_what_a_thousand_do() {
             .unwrap();
         assert!(matches!(lookup, Lookup::Miss { .. }), "large:{i} survived");
     }
+}
+
+#[tokio::test]
+async fn a_hit_is_one_mget_and_nothing_else() {
+    let server = RedisServer::start();
+    let options = RedisOptions::default().timeout(Duration::from_secs(10));
+    let store = RedisStore::<u32>::connect(&server.url(), options).unwrap();
+    fill(&store, "t", 10).await;
+    store.get(&CacheKey::from("t:0")).await.unwrap(); // connections are open and warm
+
+    server.command(&["CONFIG", "RESETSTAT"]);
+    for i in 0..100 {
+        let lookup = store.get(&CacheKey::from(format!("t:{}", i % 10))).await.unwrap();
+        assert!(matches!(lookup, Lookup::Hit { .. }));
+    }
+    let mut calls = command_calls(&server);
+    calls.remove("info");
+    calls.remove("config|resetstat");
+    assert_eq!(calls, BTreeMap::from([("mget".to_owned(), 100)]));
 }

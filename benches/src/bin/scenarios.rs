@@ -1,0 +1,430 @@
+//! Scenario runner: each scenario beside its baseline, measured in the same run, as JSON lines.
+//!
+//! ```text
+//! cargo run --release -p benches --bin scenarios -- --backend memory
+//! cargo run --release -p benches --bin scenarios -- --backend redis [--redis-url redis://127.0.0.1:6379]
+//! ```
+//!
+//! Without `--redis-url` the runner starts a private `redis-server` on a free port. Every throughput line
+//! is `{"scenario","backend","ops_per_s","baseline_ops_per_s","ratio"}`; the stampede line is
+//! `{"scenario":"stampede","backend","inner_calls","ms"}`; the invalidation line adds `"ms"` per
+//! invalidation. Each side runs several rounds, interleaved, and keeps its best round: the machine is
+//! shared and noisy, and the best round is the least disturbed one.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cache_core::{CacheKey, CacheLayer, Invalidate, Policy, PutEntry, Store};
+use cache_memory::MemoryStore;
+use cache_redis::{RedisOptions, RedisStore};
+use mini_moka::sync::Cache as MiniMoka;
+use redis::aio::MultiplexedConnection;
+use redis_test_server::RedisServer;
+use tower::{service_fn, BoxError, Layer, ServiceExt};
+
+const ROUNDS: usize = 3;
+const TASKS: usize = 64;
+const VALUE_LEN: usize = 190;
+const KEYS: u64 = 1_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Memory,
+    Redis,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+fn value() -> String {
+    "v".repeat(VALUE_LEN)
+}
+
+fn key_of(id: u64) -> String {
+    format!("item:{id}")
+}
+
+fn print_ratio(scenario: &str, backend: Backend, ops: f64, baseline: f64) {
+    println!(
+        "{{\"scenario\":\"{scenario}\",\"backend\":\"{}\",\"ops_per_s\":{ops:.0},\"baseline_ops_per_s\":{baseline:.0},\"ratio\":{:.3}}}",
+        backend.name(),
+        ops / baseline
+    );
+}
+
+/// Ops per second of `ops` sequential calls of `op`.
+async fn sequential<F, Fut>(ops: u64, mut op: F) -> f64
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let started = Instant::now();
+    for i in 0..ops {
+        op(i % KEYS).await;
+    }
+    ops as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Ops per second of `TASKS` tasks each making `ops / TASKS` calls of `op`.
+async fn concurrent<F, Fut>(ops: u64, op: F) -> f64
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let per_task = ops / TASKS as u64;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS as u64)
+        .map(|task| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    op((task * 7919 + i) % KEYS).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("benchmark task");
+    }
+    (per_task * TASKS as u64) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Best of interleaved rounds of subject and baseline.
+async fn best_of<S, SF, B, BF>(mut subject: S, mut baseline: B) -> (f64, f64)
+where
+    S: FnMut() -> SF,
+    SF: Future<Output = f64>,
+    B: FnMut() -> BF,
+    BF: Future<Output = f64>,
+{
+    let (mut best_subject, mut best_baseline) = (0.0f64, 0.0f64);
+    for _ in 0..ROUNDS {
+        best_baseline = best_baseline.max(baseline().await);
+        best_subject = best_subject.max(subject().await);
+    }
+    (best_subject, best_baseline)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let mut args = std::env::args().skip(1);
+    let mut backend = Backend::Memory;
+    let mut redis_url = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--backend" => {
+                backend = match args.next().as_deref() {
+                    Some("memory") => Backend::Memory,
+                    Some("redis") => Backend::Redis,
+                    other => {
+                        return Err(format!("--backend takes memory or redis, not {other:?}").into())
+                    }
+                }
+            }
+            "--redis-url" => redis_url = Some(args.next().ok_or("--redis-url takes a URL")?),
+            other => return Err(format!("unknown argument {other:?}; see the file's docs").into()),
+        }
+    }
+    match backend {
+        Backend::Memory => memory().await,
+        Backend::Redis => {
+            let server = if redis_url.is_none() {
+                Some(RedisServer::start())
+            } else {
+                None
+            };
+            let url = redis_url.unwrap_or_else(|| server.as_ref().expect("started").url());
+            redis_scenarios(&url).await
+        }
+    }?;
+    stampede(backend).await;
+    Ok(())
+}
+
+fn request_key(id: &u64) -> Option<String> {
+    Some(key_of(*id))
+}
+
+fn hit_policy() -> Policy<fn(&u64) -> Option<String>, fn(&str, &String) -> Vec<String>> {
+    Policy::new(request_key as fn(&u64) -> Option<String>)
+        .ttl(Duration::from_secs(3600))
+        .tags(
+            (|key: &str, _: &String| vec!["all".to_owned(), key.to_owned()])
+                as fn(&str, &String) -> Vec<String>,
+        )
+}
+
+async fn memory() -> Result<(), BoxError> {
+    let backend = Backend::Memory;
+    let store = MemoryStore::<String>::new(KEYS * 2);
+    let raw: MiniMoka<String, String> = MiniMoka::new(KEYS * 2);
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(key_of).collect());
+    for id in 0..KEYS {
+        raw.insert(key_of(id), value());
+    }
+    let layer = CacheLayer::new(store.clone(), hit_policy());
+    let service = layer.layer(service_fn(|_: u64| async {
+        Ok::<_, std::convert::Infallible>(value())
+    }));
+    for id in 0..KEYS {
+        service.clone().oneshot(id).await?;
+    }
+
+    // The baseline is handed the key string, as the layer is handed a request it turns into one.
+    let ops = 2_000_000;
+    let (subject, baseline) = best_of(
+        || {
+            sequential(ops, |id| {
+                let service = service.clone();
+                async move {
+                    std::hint::black_box(service.oneshot(id).await.expect("hit"));
+                }
+            })
+        },
+        || {
+            sequential(ops, |id| {
+                let found = raw.get(&keys[id as usize]);
+                async move {
+                    std::hint::black_box(found.expect("present"));
+                }
+            })
+        },
+    )
+    .await;
+    print_ratio("hit_sequential", backend, subject, baseline);
+
+    let one_task = subject;
+    let (subject, baseline) = best_of(
+        || {
+            let service = service.clone();
+            concurrent(ops * 2, move |id| {
+                let service = service.clone();
+                async move {
+                    std::hint::black_box(service.oneshot(id).await.expect("hit"));
+                }
+            })
+        },
+        || {
+            let (raw, keys) = (raw.clone(), Arc::clone(&keys));
+            concurrent(ops * 2, move |id| {
+                let found = raw.get(&keys[id as usize]);
+                async move {
+                    std::hint::black_box(found.expect("present"));
+                }
+            })
+        },
+    )
+    .await;
+    print_ratio("hit_64_tasks", backend, subject, baseline);
+    print_ratio("hit_64_tasks_vs_one_task", backend, subject, one_task);
+
+    let misses = 200_000;
+    let counter = Arc::new(AtomicUsize::new(0));
+    let (subject, baseline) = best_of(
+        || {
+            let fresh = CacheLayer::new(MemoryStore::<String>::new(KEYS * 2), hit_policy()).layer(
+                service_fn(|_: u64| async { Ok::<_, std::convert::Infallible>(value()) }),
+            );
+            let counter = Arc::clone(&counter);
+            sequential(misses, move |_| {
+                let id = counter.fetch_add(1, Ordering::Relaxed) as u64;
+                let fresh = fresh.clone();
+                async move {
+                    std::hint::black_box(fresh.oneshot(id).await.expect("miss"));
+                }
+            })
+        },
+        || {
+            let fresh: MiniMoka<String, String> = MiniMoka::new(KEYS * 2);
+            let counter = Arc::clone(&counter);
+            sequential(misses, move |_| {
+                let id = counter.fetch_add(1, Ordering::Relaxed) as u64;
+                fresh.insert(key_of(id), value());
+                async {}
+            })
+        },
+    )
+    .await;
+    print_ratio("miss_two_tags", backend, subject, baseline);
+
+    let handle = layer.handle();
+    let started = Instant::now();
+    let rounds = 1_000u32;
+    for _ in 0..rounds {
+        handle.invalidate_tags(["all"]).await?;
+    }
+    let per_invalidation = started.elapsed() / rounds;
+    println!(
+        "{{\"scenario\":\"invalidate_1000_entry_tag\",\"backend\":\"memory\",\"ms\":{:.4}}}",
+        per_invalidation.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
+    let backend = Backend::Redis;
+    // CACHE_REDIS_POOL_SIZE and the other store settings apply, as they would in an application.
+    let options = RedisOptions::from_env_source(&cache_core::config::env::ProcessEnv)?
+        .key_prefix("bench:")?
+        .timeout(Duration::from_secs(1));
+    let store = RedisStore::<String>::connect(url, options.clone())?;
+    let client = redis::Client::open(url)?;
+    let raw: MultiplexedConnection = client.get_multiplexed_async_connection().await?;
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|id| format!("raw:{id}")).collect());
+    for key in keys.iter() {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value())
+            .query_async::<()>(&mut raw.clone())
+            .await?;
+    }
+    let layer = CacheLayer::new(store.clone(), hit_policy());
+    let service = layer.layer(service_fn(|_: u64| async {
+        Ok::<_, std::convert::Infallible>(value())
+    }));
+    for id in 0..KEYS {
+        service.clone().oneshot(id).await?;
+    }
+
+    let ops = 20_000;
+    let raw_get = |raw: MultiplexedConnection, keys: Arc<Vec<String>>| {
+        move |id: u64| {
+            let mut raw = raw.clone();
+            let keys = Arc::clone(&keys);
+            async move {
+                let found: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&keys[id as usize])
+                    .query_async(&mut raw)
+                    .await
+                    .expect("GET");
+                std::hint::black_box(found.expect("present"));
+            }
+        }
+    };
+    let layer_get = |service: cache_core::Cache<_, _, _>| {
+        move |id: u64| {
+            let service = service.clone();
+            async move {
+                std::hint::black_box(service.oneshot(id).await.expect("hit"));
+            }
+        }
+    };
+    let (subject, baseline) = best_of(
+        || sequential(ops, layer_get(service.clone())),
+        || sequential(ops, raw_get(raw.clone(), Arc::clone(&keys))),
+    )
+    .await;
+    print_ratio("hit_sequential", backend, subject, baseline);
+
+    let (subject, baseline) = best_of(
+        || concurrent(ops * 5, layer_get(service.clone())),
+        || concurrent(ops * 5, raw_get(raw.clone(), Arc::clone(&keys))),
+    )
+    .await;
+    print_ratio("hit_64_tasks", backend, subject, baseline);
+
+    let counter = Arc::new(AtomicUsize::new(0));
+    let puts = 10_000;
+    let (subject, baseline) = best_of(
+        || {
+            let (store, counter) = (store.clone(), Arc::clone(&counter));
+            sequential(puts, move |_| {
+                let id = counter.fetch_add(1, Ordering::Relaxed);
+                let entry = PutEntry {
+                    value: value(),
+                    ttl: Duration::from_secs(60),
+                    tags: vec![format!("guild:{}", id % 100), format!("user:{id}")],
+                    stamp: None,
+                };
+                let put = store.put(&CacheKey::from(format!("put:{id}")), entry);
+                async move {
+                    put.await.expect("put");
+                }
+            })
+        },
+        || {
+            let (raw, counter) = (raw.clone(), Arc::clone(&counter));
+            sequential(puts, move |_| {
+                let id = counter.fetch_add(1, Ordering::Relaxed);
+                let mut raw = raw.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(format!("rawput:{id}"))
+                        .arg(value())
+                        .arg("PX")
+                        .arg(60_000)
+                        .query_async::<()>(&mut raw)
+                        .await
+                        .expect("SET");
+                }
+            })
+        },
+    )
+    .await;
+    print_ratio("put_two_tags", backend, subject, baseline);
+
+    // Invalidation of a tag carried by 1,000 entries, refilled between rounds.
+    let mut worst = Duration::ZERO;
+    let mut total = Duration::ZERO;
+    let rounds = 50u32;
+    for _ in 0..rounds {
+        let refill: Vec<_> = (0..KEYS)
+            .map(|id| {
+                let entry = PutEntry {
+                    value: value(),
+                    ttl: Duration::from_secs(60),
+                    tags: vec!["all".into()],
+                    stamp: None,
+                };
+                store.put(&CacheKey::from(key_of(id)), entry)
+            })
+            .collect();
+        futures_util::future::try_join_all(refill).await?;
+        let started = Instant::now();
+        store.invalidate_tags(&["all".to_owned()]).await?;
+        let took = started.elapsed();
+        worst = worst.max(took);
+        total += took;
+    }
+    println!(
+        "{{\"scenario\":\"invalidate_1000_entry_tag\",\"backend\":\"redis\",\"ms\":{:.4},\"worst_ms\":{:.4}}}",
+        (total / rounds).as_secs_f64() * 1e3,
+        worst.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// 1,000 concurrent callers of one key on a service that takes 20 ms.
+async fn stampede(backend: Backend) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let slow = service_fn(move |_: u64| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, std::convert::Infallible>(value())
+        }
+    });
+    let service = CacheLayer::new(MemoryStore::<String>::new(KEYS), hit_policy()).layer(slow);
+    let started = Instant::now();
+    let callers: Vec<_> = (0..1_000)
+        .map(|_| tokio::spawn(service.clone().oneshot(7)))
+        .collect();
+    for caller in callers {
+        caller.await.expect("caller").expect("answer");
+    }
+    println!(
+        "{{\"scenario\":\"stampede\",\"backend\":\"{}\",\"inner_calls\":{},\"ms\":{:.2}}}",
+        backend.name(),
+        calls.load(Ordering::SeqCst),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+}
