@@ -85,8 +85,11 @@ pub(crate) enum Connections {
 /// Going through the pool on every operation would cost its lock and its checkout timer on every hit; a
 /// slot costs a read lock and a clone. A slot is refilled from the pool when empty or when its connection
 /// was marked broken, and the pool then replaces the broken connection.
+/// A connection cloned out of the pool, with the flag that retires it.
+type Held = (MultiplexedConnection, Arc<AtomicBool>);
+
 pub(crate) struct Slots {
-    slots: Vec<RwLock<Option<(MultiplexedConnection, Arc<AtomicBool>)>>>,
+    slots: Vec<RwLock<Option<Held>>>,
     next: AtomicUsize,
 }
 
