@@ -153,13 +153,18 @@ fn request_key(id: &u64) -> Option<String> {
     Some(key_of(*id))
 }
 
-fn hit_policy() -> Policy<fn(&u64) -> Option<String>, fn(&str, &String) -> Vec<String>> {
-    Policy::new(request_key as fn(&u64) -> Option<String>)
+fn tags(key: &str, _: &String) -> Vec<String> {
+    vec!["all".to_owned(), key.to_owned()]
+}
+
+type KeyFn = fn(&u64) -> Option<String>;
+type TagsFn = fn(&str, &String) -> Vec<String>;
+
+/// Two tags per entry: one shared by all (for the invalidation scenario), one of its own.
+fn hit_policy() -> Policy<KeyFn, TagsFn> {
+    Policy::new(request_key as KeyFn)
         .ttl(Duration::from_secs(3600))
-        .tags(
-            (|key: &str, _: &String| vec!["all".to_owned(), key.to_owned()])
-                as fn(&str, &String) -> Vec<String>,
-        )
+        .tags(tags as TagsFn)
 }
 
 async fn memory() -> Result<(), BoxError> {
