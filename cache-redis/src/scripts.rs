@@ -18,13 +18,19 @@ end
 
 /// Stores an entry unless its fill was superseded by an invalidation.
 ///
-/// KEYS: entry, records, floor. ARGV: stamp, ttl in ms, value, then the record names to check (the
+/// KEYS: entry, records, floor, clock. ARGV: stamp, ttl in ms, value, then the record names to check (the
 /// entry's tags and its key). Returns 1 when stored, 0 when superseded.
 pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local stamp = tonumber(ARGV[1])
-if stamp < tonumber(redis.call('GET', KEYS[3]) or '0') then return 0 end
+local floor = tonumber(redis.call('GET', KEYS[3]) or '0')
+if stamp < floor then return 0 end
+-- Records gone while the clock says there were some (evicted by an allkeys-* policy): only a fill that
+-- started after every tick so far may land.
+if redis.call('EXISTS', KEYS[2]) == 0 and floor < tonumber(redis.call('GET', KEYS[4]) or '0') then
+  if stamp < tonumber(redis.call('GET', KEYS[4])) then return 0 end
+end
 for i = 4, #ARGV do
   local at = redis.call('ZSCORE', KEYS[2], ARGV[i])
   if at and tonumber(at) > stamp then return 0 end

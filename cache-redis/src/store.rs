@@ -261,7 +261,8 @@ impl<C: Codec> Inner<C> {
             invocation
                 .key(&entry_key)
                 .key(&self.keys.records)
-                .key(&self.keys.floor);
+                .key(&self.keys.floor)
+                .key(&self.keys.epoch);
             invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
             match invocation
                 .invoke_async::<i64>(&mut checkout.connection)

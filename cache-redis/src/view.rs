@@ -82,7 +82,12 @@ impl View {
         if clock <= known {
             return Ok(());
         }
-        let (fetched, floor, now): (Vec<(String, u64)>, Option<u64>, Option<u64>) = redis::pipe()
+        let (fetched, floor, now, records_exist): (
+            Vec<(String, u64)>,
+            Option<u64>,
+            Option<u64>,
+            bool,
+        ) = redis::pipe()
             .atomic()
             .cmd("ZRANGE")
             .arg(&keys.records)
@@ -92,8 +97,19 @@ impl View {
             .arg("WITHSCORES")
             .get(&keys.floor)
             .get(&keys.epoch)
+            .exists(&keys.records)
             .query_async(conn)
             .await?;
+        let mut floor = floor.unwrap_or(0);
+        let now = now.unwrap_or(0);
+        if !records_exist && floor < now {
+            // The records were evicted (an allkeys-* policy) although invalidations happened: nothing
+            // filled before now can be trusted.
+            tracing::warn!(
+                "invalidation records missing from Redis; treating older entries as gone"
+            );
+            floor = now;
+        }
         let newest = fetched.iter().map(|(_, at)| *at).max().unwrap_or(0);
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         for (name, at) in fetched {
@@ -103,7 +119,6 @@ impl View {
                 records.keys.insert(key.to_owned(), at);
             }
         }
-        let floor = floor.unwrap_or(0);
         if floor > records.floor {
             records.floor = floor;
             // Records at or below the floor say nothing the floor does not.
@@ -114,7 +129,7 @@ impl View {
             forget_oldest(&mut records);
         }
         drop(records);
-        let cursor = clock.max(now.unwrap_or(0)).max(newest);
+        let cursor = clock.max(now).max(newest);
         self.cursor.fetch_max(cursor, Ordering::AcqRel);
         tracing::trace!(cursor, "invalidation view caught up");
         Ok(())

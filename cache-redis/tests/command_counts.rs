@@ -95,7 +95,10 @@ async fn a_hit_is_one_mget_and_nothing_else() {
 
     server.command(&["CONFIG", "RESETSTAT"]);
     for i in 0..100 {
-        let lookup = store.get(&CacheKey::from(format!("t:{}", i % 10))).await.unwrap();
+        let lookup = store
+            .get(&CacheKey::from(format!("t:{}", i % 10)))
+            .await
+            .unwrap();
         assert!(matches!(lookup, Lookup::Hit { .. }));
     }
     let mut calls = command_calls(&server);

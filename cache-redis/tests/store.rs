@@ -343,3 +343,31 @@ async fn the_invalidation_records_stay_capped_and_forgetting_never_resurrects() 
         PutOutcome::Superseded
     );
 }
+
+#[tokio::test]
+async fn evicted_invalidation_records_never_revive_entries() {
+    let server = RedisServer::start();
+    let filler = store::<Member>(&server, "ev:");
+    let early = stamp(&filler, "late").await;
+    fill(&filler, "k", member(1), &["t"]).await;
+    filler.invalidate_tags(&["t".to_owned()]).await.unwrap();
+    // An allkeys-* eviction policy drops the records.
+    server.command(&["DEL", "{ev:}:inv"]);
+    let newcomer = store::<Member>(&server, "ev:");
+    assert_eq!(
+        hit(&newcomer, "k").await,
+        None,
+        "a process that never saw the record"
+    );
+    assert_eq!(hit(&filler, "k").await, None, "a process that saw it");
+    assert_eq!(
+        put(&newcomer, "late", member(2), &["t"], Some(early)).await,
+        PutOutcome::Superseded
+    );
+    fill(&newcomer, "k", member(3), &["t"]).await;
+    assert_eq!(
+        hit(&filler, "k").await,
+        Some(member(3)),
+        "fills after the loss are cached again"
+    );
+}
