@@ -16,6 +16,9 @@ use redis::RedisResult;
 
 use crate::keys::Keys;
 
+/// Records newer than the view, the floor, the clock, and whether the records exist at all.
+type CatchUpReply = (Vec<(String, u64)>, Option<u64>, Option<u64>, bool);
+
 #[derive(Default)]
 struct Records {
     tags: HashMap<String, u64>,
@@ -82,12 +85,7 @@ impl View {
         if clock <= known {
             return Ok(());
         }
-        let (fetched, floor, now, records_exist): (
-            Vec<(String, u64)>,
-            Option<u64>,
-            Option<u64>,
-            bool,
-        ) = redis::pipe()
+        let (fetched, floor, now, records_exist): CatchUpReply = redis::pipe()
             .atomic()
             .cmd("ZRANGE")
             .arg(&keys.records)
