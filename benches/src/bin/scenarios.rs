@@ -336,6 +336,29 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
     .await;
     print_ratio("hit_64_tasks", backend, subject, baseline);
 
+    // What the consistency check costs by itself: a raw two-key MGET (entry and clock) against a raw GET.
+    let raw_mget = |raw: MultiplexedConnection, keys: Arc<Vec<String>>| {
+        move |id: u64| {
+            let mut raw = raw.clone();
+            let keys = Arc::clone(&keys);
+            async move {
+                let found: (Option<Vec<u8>>, Option<u64>) = redis::cmd("MGET")
+                    .arg(&keys[id as usize])
+                    .arg("bench:clock")
+                    .query_async(&mut raw)
+                    .await
+                    .expect("MGET");
+                std::hint::black_box(found.0.expect("present"));
+            }
+        }
+    };
+    let (subject, baseline) = best_of(
+        || concurrent(ops * 5, raw_mget(raw.clone(), Arc::clone(&keys))),
+        || concurrent(ops * 5, raw_get(raw.clone(), Arc::clone(&keys))),
+    )
+    .await;
+    print_ratio("raw_mget2_vs_get_64_tasks", backend, subject, baseline);
+
     let counter = Arc::new(AtomicUsize::new(0));
     let puts = 10_000;
     let (subject, baseline) = best_of(
