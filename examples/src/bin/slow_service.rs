@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_core::{AfterWrite, CacheConfig, CacheLayer, EntryUpdate, Policy, WriteEffects};
-use cache_memory::MemoryStore;
+use cache_redis::EnvStore;
 use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
 
 /// Requests of the slow service.
@@ -70,7 +70,7 @@ async fn main() -> Result<(), BoxError> {
 
     let config = CacheConfig::from_env()?;
     let layer = CacheLayer::new(
-        MemoryStore::from_env()?,
+        EnvStore::from_env()?,
         Policy::new(key).tags(tags).ttl(TTL).writes(writes),
     )
     .config(&config);

@@ -1,0 +1,199 @@
+//! [`DiscordCache`]: the Discord policy, a store and the helpers, assembled from the environment.
+
+use std::sync::Arc;
+
+use cache_core::config::env::{Environment, ProcessEnv};
+use cache_core::layer::Cache;
+use cache_core::{CacheConfig, CacheHandle, CacheLayer, StatsSnapshot, Store};
+use serde_json::Value;
+use tower_layer::Layer;
+
+use crate::credential::UserKey;
+use crate::events::gateway_event_tags;
+use crate::keys::tags;
+use crate::route::Snowflake;
+use crate::{CachedResponse, DiscordPolicy, DiscordTtls, Error};
+
+/// A tower layer caching Discord reads in `St`, with the invalidation helpers. Cheap to clone; clones
+/// share the store, the policy and the counters.
+///
+/// The layer expects its inner service to answer with [`CachedResponse`]: put a
+/// [`BufferResponseLayer`](crate::BufferResponseLayer) below it.
+///
+/// ```
+/// use cache_discord::{BufferResponseLayer, DiscordCache};
+/// use cache_memory::MemoryStore;
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_discord::Error> {
+/// // CACHE_ENABLED and the CACHE_DISCORD_*_TTL variables; the store is your choice (memory or Redis).
+/// let discord = DiscordCache::from_env(MemoryStore::from_env()?)?;
+/// # let http_client = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
+/// #     Ok::<_, std::io::Error>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+/// # });
+/// let client = tower::ServiceBuilder::new()
+///     .layer(discord.clone())
+///     .layer(BufferResponseLayer::new())
+///     .service(http_client);
+///
+/// // From the dashboard, the bot's gateway handler, an admin endpoint:
+/// discord.invalidate_discord_guild_cache(81384788765712384).await?;
+/// discord.apply_gateway_event("GUILD_ROLE_UPDATE", &json!({"guild_id": "81384788765712384"})).await?;
+/// # drop(client);
+/// # Ok(())
+/// # }
+/// ```
+pub struct DiscordCache<St> {
+    layer: CacheLayer<St, Arc<DiscordPolicy>>,
+    handle: CacheHandle<St>,
+    policy: Arc<DiscordPolicy>,
+}
+
+impl<St> DiscordCache<St>
+where
+    St: Store<Value = CachedResponse> + Clone,
+{
+    /// A cache of `policy`'s reads in `store`, enabled.
+    pub fn new(store: St, policy: DiscordPolicy) -> Self {
+        let policy = Arc::new(policy);
+        let layer = CacheLayer::new(store, Arc::clone(&policy));
+        let handle = layer.handle();
+        Self {
+            layer,
+            handle,
+            policy,
+        }
+    }
+
+    /// Everything from the process environment: `CACHE_ENABLED` and the `CACHE_DISCORD_*_TTL`
+    /// variables. The store is built by the caller (`MemoryStore::from_env`, or a Redis store when
+    /// `REDIS_URL` is set), so it reads its own variables.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] naming the variable whose value is bad.
+    pub fn from_env(store: St) -> Result<Self, Error> {
+        Self::from_env_source(store, &ProcessEnv)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading from `env`.
+    ///
+    /// # Errors
+    /// [`Error::Cache`] naming the variable whose value is bad.
+    pub fn from_env_source(store: St, env: &impl Environment) -> Result<Self, Error> {
+        let config = CacheConfig::from_env_source(env)?;
+        let policy = DiscordPolicy::new(DiscordTtls::from_env_source(env)?);
+        Ok(Self::new(store, policy).config(&config))
+    }
+
+    /// Applies the layer's settings of `config` (`CACHE_ENABLED`).
+    #[must_use]
+    pub fn config(mut self, config: &CacheConfig) -> Self {
+        self.layer = self.layer.config(config);
+        self
+    }
+
+    /// Invalidates everything cached about one guild, for every credential: its channels, roles and
+    /// members. Guild lists (which name the guild among others) keep their entries until their TTL,
+    /// a gateway `GUILD_*` event or [`invalidate_discord_user_cache`](Self::invalidate_discord_user_cache).
+    ///
+    /// # Errors
+    /// The store's failure or timeout.
+    ///
+    /// # Cancel safety
+    /// One store operation: if dropped, it may or may not have applied.
+    pub async fn invalidate_discord_guild_cache(&self, guild: Snowflake) -> Result<(), Error> {
+        self.handle.invalidate_tags([tags::guild(guild)]).await?;
+        Ok(())
+    }
+
+    /// Invalidates everything cached for one dashboard user: their guild lists (every query variant)
+    /// and anything else fetched with their token.
+    ///
+    /// A user is identified by the [`UserKey`] of their OAuth2 access token
+    /// ([`UserKey::from_access_token`]), never by the token itself and not by their Discord id: the
+    /// cache cannot know which id a token belongs to. Compute the key when the user logs in, or from the
+    /// token at hand when they log out or their guilds change.
+    ///
+    /// # Errors
+    /// The store's failure or timeout.
+    ///
+    /// # Cancel safety
+    /// One store operation: if dropped, it may or may not have applied.
+    pub async fn invalidate_discord_user_cache(&self, user: &UserKey) -> Result<(), Error> {
+        self.handle.invalidate_tags([tags::user(user)]).await?;
+        Ok(())
+    }
+
+    /// Invalidates what the gateway event `event` (the dispatch's `t`) with payload `payload` (its `d`)
+    /// changed, and returns the tags invalidated. See [`events`](crate::events) for the table.
+    ///
+    /// # Errors
+    /// [`Error::EventPayload`] when the payload lacks an id the event always carries; the store's
+    /// failure or timeout.
+    ///
+    /// # Cancel safety
+    /// One store operation: if dropped, it may or may not have applied.
+    pub async fn apply_gateway_event(
+        &self,
+        event: &str,
+        payload: &Value,
+    ) -> Result<Vec<String>, Error> {
+        let tags = gateway_event_tags(event, payload, self.policy.channel_index())?;
+        if !tags.is_empty() {
+            tracing::debug!(event, tags = ?tags, "discord gateway event: invalidating");
+            self.handle.invalidate_tags(tags.iter().cloned()).await?;
+        }
+        Ok(tags)
+    }
+
+    /// The underlying layer.
+    pub fn cache_layer(&self) -> &CacheLayer<St, Arc<DiscordPolicy>> {
+        &self.layer
+    }
+
+    /// The handle for removing keys, invalidating other tags and clearing.
+    pub fn handle(&self) -> &CacheHandle<St> {
+        &self.handle
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &DiscordPolicy {
+        &self.policy
+    }
+
+    /// Hits, misses, dedupes, invalidations and the rest, for every service built from this cache.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.handle.stats()
+    }
+}
+
+impl<S, St> Layer<S> for DiscordCache<St>
+where
+    St: Store<Value = CachedResponse> + Clone,
+{
+    type Service = Cache<S, St, Arc<DiscordPolicy>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.layer.layer(inner)
+    }
+}
+
+impl<St: Clone> Clone for DiscordCache<St> {
+    fn clone(&self) -> Self {
+        Self {
+            layer: self.layer.clone(),
+            handle: self.handle.clone(),
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+impl<St> std::fmt::Debug for DiscordCache<St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordCache")
+            .field("layer", &self.layer)
+            .field("ttls", self.policy.ttls())
+            .finish_non_exhaustive()
+    }
+}

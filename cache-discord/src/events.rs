@@ -1,0 +1,112 @@
+//! Invalidation from gateway events: Discord tells the bot what changed, the cache forgets it.
+//!
+//! Events can be missed (a reconnect, a shard down), so TTLs stay: events make the cache fresher, not
+//! correct on their own. Pass the event's name (`t`) and its payload (`d`), as they arrive in a
+//! gateway dispatch:
+//!
+//! | event | tags invalidated |
+//! |---|---|
+//! | `GUILD_CREATE` | `discord:botGuilds` (the bot joined a guild, or it became available) |
+//! | `GUILD_UPDATE` | `discord:botGuilds` (name, icon or owner in the bots' guild lists) |
+//! | `GUILD_DELETE` | `discord:guild:{id}`, `discord:botGuilds`; nothing when `unavailable` is true (an outage) |
+//! | `GUILD_ROLE_CREATE`, `GUILD_ROLE_UPDATE` | `discord:guild:{guild_id}:roles` |
+//! | `GUILD_ROLE_DELETE` | `discord:guild:{guild_id}:roles`, `discord:guild:{guild_id}:members` |
+//! | `CHANNEL_CREATE`, `CHANNEL_UPDATE`, `CHANNEL_DELETE` | `discord:guild:{guild_id}:channels` (nothing for a DM) |
+//! | `GUILD_MEMBER_ADD`, `GUILD_MEMBER_UPDATE`, `GUILD_MEMBER_REMOVE` | `discord:guild:{guild_id}:member:{user.id}` |
+//! | anything else | nothing |
+//!
+//! `GUILD_CREATE` and `CHANNEL_*` also teach the [`ChannelIndex`] which guild a channel belongs to.
+//!
+//! ```
+//! use cache_discord::{events::gateway_event_tags, ChannelIndex};
+//! use serde_json::json;
+//!
+//! let index = ChannelIndex::default();
+//! let payload = json!({"guild_id": "81384788765712384", "role_id": "41771983423143936"});
+//! let tags = gateway_event_tags("GUILD_ROLE_DELETE", &payload, &index)?;
+//! assert_eq!(tags, ["discord:guild:81384788765712384:roles", "discord:guild:81384788765712384:members"]);
+//! assert!(gateway_event_tags("MESSAGE_CREATE", &json!({}), &index)?.is_empty());
+//! # Ok::<(), cache_discord::Error>(())
+//! ```
+
+use serde_json::Value;
+
+use crate::channel_index::ChannelIndex;
+use crate::json_list::id_field;
+use crate::keys::tags;
+use crate::route::Snowflake;
+use crate::Error;
+
+/// The tags the gateway event `event` with payload `payload` invalidates (see the module table).
+///
+/// # Errors
+/// [`Error::EventPayload`] when a handled event lacks an id it always carries (`guild_id`, `user.id`,
+/// `id`): the payload is not what the name says.
+pub fn gateway_event_tags(
+    event: &str,
+    payload: &Value,
+    index: &ChannelIndex,
+) -> Result<Vec<String>, Error> {
+    let tags = match event {
+        "GUILD_CREATE" => {
+            if let (Some(guild), Some(channels)) = (
+                id_field(payload, "id"),
+                payload.get("channels").and_then(Value::as_array),
+            ) {
+                index.learn(guild, channels.iter().filter_map(|c| id_field(c, "id")));
+            }
+            vec![tags::BOT_GUILDS.to_owned()]
+        }
+        "GUILD_UPDATE" => vec![tags::BOT_GUILDS.to_owned()],
+        "GUILD_DELETE" => {
+            let guild = required(event, payload, "id")?;
+            if payload.get("unavailable").and_then(Value::as_bool) == Some(true) {
+                Vec::new()
+            } else {
+                vec![tags::guild(guild), tags::BOT_GUILDS.to_owned()]
+            }
+        }
+        "GUILD_ROLE_CREATE" | "GUILD_ROLE_UPDATE" => {
+            vec![tags::guild_roles(required(event, payload, "guild_id")?)]
+        }
+        "GUILD_ROLE_DELETE" => {
+            let guild = required(event, payload, "guild_id")?;
+            vec![tags::guild_roles(guild), tags::guild_members(guild)]
+        }
+        "CHANNEL_CREATE" | "CHANNEL_UPDATE" | "CHANNEL_DELETE" => {
+            let channel = required(event, payload, "id")?;
+            match id_field(payload, "guild_id") {
+                Some(guild) => {
+                    if event == "CHANNEL_DELETE" {
+                        index.forget(channel);
+                    } else {
+                        index.learn(guild, [channel]);
+                    }
+                    vec![tags::guild_channels(guild)]
+                }
+                None => Vec::new(),
+            }
+        }
+        "GUILD_MEMBER_ADD" | "GUILD_MEMBER_UPDATE" | "GUILD_MEMBER_REMOVE" => {
+            let guild = required(event, payload, "guild_id")?;
+            let user = payload
+                .get("user")
+                .and_then(|user| id_field(user, "id"))
+                .ok_or_else(|| missing(event, "user.id"))?;
+            vec![tags::guild_member(guild, user)]
+        }
+        _ => Vec::new(),
+    };
+    Ok(tags)
+}
+
+fn required(event: &str, payload: &Value, field: &str) -> Result<Snowflake, Error> {
+    id_field(payload, field).ok_or_else(|| missing(event, field))
+}
+
+fn missing(event: &str, field: &str) -> Error {
+    Error::EventPayload {
+        event: event.to_owned(),
+        reason: format!("no snowflake string in `{field}`"),
+    }
+}

@@ -1,0 +1,186 @@
+//! Matching a request path against the exact shapes of [`Route`].
+
+use http::Method;
+
+use super::{Route, Snowflake};
+
+/// API prefixes accepted before a route, longest first. Other versions are not recognised: their
+/// answers may differ in shape.
+const PREFIXES: [&str; 3] = ["/api/v10/", "/api/v9/", "/api/"];
+
+/// The most segments any route has.
+const MAX_SEGMENTS: usize = 6;
+
+/// The route of `method` and `path` (no query string), or `None`.
+pub(super) fn parse(method: &Method, path: &str) -> Option<Route> {
+    let rest = PREFIXES
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+        .or_else(|| path.strip_prefix('/'))?;
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut len = 0;
+    for segment in rest.split('/') {
+        *segments.get_mut(len)? = segment;
+        len += 1;
+    }
+    match_segments(method, &segments[..len])
+}
+
+fn match_segments(method: &Method, segments: &[&str]) -> Option<Route> {
+    let id = |segment: &str| snowflake(segment);
+    let route = match *segments {
+        ["users", "@me", "guilds"] => only(method, Method::GET, Route::CurrentUserGuilds)?,
+        ["users", "@me", "guilds", guild] => only(
+            method,
+            Method::DELETE,
+            Route::LeaveGuild { guild: id(guild)? },
+        )?,
+        ["guilds", guild, "channels"] => {
+            let guild = id(guild)?;
+            match *method {
+                Method::GET => Route::GuildChannels { guild },
+                Method::POST => Route::CreateGuildChannel { guild },
+                Method::PATCH => Route::ModifyGuildChannelPositions { guild },
+                _ => return None,
+            }
+        }
+        ["guilds", guild, "roles"] => {
+            let guild = id(guild)?;
+            match *method {
+                Method::GET => Route::GuildRoles { guild },
+                Method::POST => Route::CreateGuildRole { guild },
+                Method::PATCH => Route::ModifyGuildRolePositions { guild },
+                _ => return None,
+            }
+        }
+        ["guilds", guild, "roles", role] => {
+            let (guild, role) = (id(guild)?, id(role)?);
+            match *method {
+                Method::PATCH => Route::ModifyGuildRole { guild, role },
+                Method::DELETE => Route::DeleteGuildRole { guild, role },
+                _ => return None,
+            }
+        }
+        ["guilds", guild, "members", "@me"] => only(
+            method,
+            Method::PATCH,
+            Route::ModifyCurrentMember { guild: id(guild)? },
+        )?,
+        ["guilds", guild, "members", user] => {
+            let (guild, user) = (id(guild)?, id(user)?);
+            match *method {
+                Method::GET => Route::GuildMember { guild, user },
+                Method::PATCH => Route::ModifyGuildMember { guild, user },
+                Method::DELETE => Route::RemoveGuildMember { guild, user },
+                _ => return None,
+            }
+        }
+        ["guilds", guild, "members", user, "roles", role] => {
+            let (guild, user, role) = (id(guild)?, id(user)?, id(role)?);
+            match *method {
+                Method::PUT => Route::AddGuildMemberRole { guild, user, role },
+                Method::DELETE => Route::RemoveGuildMemberRole { guild, user, role },
+                _ => return None,
+            }
+        }
+        ["guilds", guild, "bans", user] => only(
+            method,
+            Method::PUT,
+            Route::CreateGuildBan {
+                guild: id(guild)?,
+                user: id(user)?,
+            },
+        )?,
+        ["channels", channel] => {
+            let channel = id(channel)?;
+            match *method {
+                Method::PATCH => Route::ModifyChannel { channel },
+                Method::DELETE => Route::DeleteChannel { channel },
+                _ => return None,
+            }
+        }
+        ["channels", channel, "permissions", overwrite] => {
+            let (channel, overwrite) = (id(channel)?, id(overwrite)?);
+            match *method {
+                Method::PUT => Route::EditChannelPermissions { channel, overwrite },
+                Method::DELETE => Route::DeleteChannelPermission { channel, overwrite },
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(route)
+}
+
+fn only(method: &Method, expected: Method, route: Route) -> Option<Route> {
+    (*method == expected).then_some(route)
+}
+
+/// A snowflake in canonical form: 1 to 20 ASCII digits, no leading zero, within `u64`.
+///
+/// Anything else (`@me`, a leading zero, a sign, spaces, percent-encoding) is not an id, so a request
+/// naming one object in two spellings never gets two cache entries, and a look-alike never matches.
+pub(crate) fn snowflake(segment: &str) -> Option<Snowflake> {
+    let bytes = segment.as_bytes();
+    let canonical = !bytes.is_empty()
+        && bytes.len() <= 20
+        && bytes[0] != b'0'
+        && bytes.iter().all(u8::is_ascii_digit);
+    if canonical {
+        segment.parse().ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snowflakes_are_canonical_decimal() {
+        assert_eq!(snowflake("81384788765712384"), Some(81384788765712384));
+        assert_eq!(snowflake("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "0",
+            "01",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "18446744073709551616",
+            "@me",
+            "1e3",
+            "%31",
+        ] {
+            assert_eq!(snowflake(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prefixes_and_bare_paths() {
+        for path in [
+            "/users/@me/guilds",
+            "/api/users/@me/guilds",
+            "/api/v9/users/@me/guilds",
+            "/api/v10/users/@me/guilds",
+        ] {
+            assert_eq!(
+                parse(&Method::GET, path),
+                Some(Route::CurrentUserGuilds),
+                "{path}"
+            );
+        }
+        for path in [
+            "/api/v8/users/@me/guilds",
+            "/api/v11/users/@me/guilds",
+            "/v10/users/@me/guilds",
+            "users/@me/guilds",
+            "/api/v10//users/@me/guilds",
+            "/api/v10/users/@me/guilds/",
+        ] {
+            assert_eq!(parse(&Method::GET, path), None, "{path}");
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! A local Discord-like REST server, for tests and demos that need no token and no network.
+//!
+//! It listens on `127.0.0.1` on a port the OS picks and answers the routes the Discord policy handles,
+//! their write routes and their look-alikes, with JSON in Discord's shapes generated from a seed:
+//! guilds, channels (categories, text, announcement, voice), roles, members, users with OAuth2 tokens and
+//! a bot whose token carries its id. Like Discord it
+//!
+//! - waits a little before answering ([`ServerConfig::latency`]);
+//! - enforces a global limit per account and per-route buckets ([`RateLimits`]), sending
+//!   `X-RateLimit-Limit`, `-Remaining`, `-Reset`, `-Reset-After` and `-Bucket` on answers, and
+//!   `429 {"message":"You are being rate limited.","retry_after":F,"global":B}` with `Retry-After`
+//!   (and `X-RateLimit-Global: true` for the global limit) past them;
+//! - answers 401 without a valid token, 403 `Missing Access` outside the bot's guilds, 404 with
+//!   Discord's error codes for unknown objects;
+//! - sends headers a cache must not replay (`set-cookie`, `via`).
+//!
+//! It counts every request per route ([`ServerStats`]) and can fail the next requests on purpose
+//! ([`DiscordServer::fail_next`]).
+//!
+//! ```
+//! use cache_discord::server::{DiscordServer, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let server = DiscordServer::start(ServerConfig::default()).await?;
+//! let bot = server.bot();
+//! let guild = server.guilds()[0].id;
+//! println!("GET {} with `Authorization: Bot {}`", server.url(&format!("/guilds/{guild}/roles")), "...");
+//! assert_eq!(server.stats().requests, 0);
+//! # let _ = bot;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod ratelimit;
+mod stats;
+mod world;
+
+pub use ratelimit::{RateLimits, RouteBucket};
+pub use stats::ServerStats;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use http::StatusCode;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::route::Snowflake;
+use ratelimit::Limiter;
+use stats::Counters;
+use world::{World, WorldSize};
+
+/// What the server holds and how it behaves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Seed of the generated data: the same seed gives the same ids, names and tokens.
+    pub seed: u64,
+    /// Guilds, all with the bot as a member.
+    pub guilds: usize,
+    /// Dashboard users (at least one).
+    pub users: usize,
+    /// Guilds each user joins (picked at random, repeats merged).
+    pub guilds_per_user: usize,
+    /// Time taken by every answer.
+    pub latency: Duration,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+}
+
+impl Default for ServerConfig {
+    /// 20 guilds, 30 users in about 4 guilds each, 3 ms of latency, Discord's limits.
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            guilds: 20,
+            users: 30,
+            guilds_per_user: 4,
+            latency: Duration::from_millis(3),
+            rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+/// An account of the server: its id and its token (redacted from `Debug`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct FixtureAccount {
+    /// The account's user id.
+    pub id: Snowflake,
+    /// Its token: use as `Bot {token}` or `Bearer {token}`.
+    pub token: String,
+}
+
+impl FixtureAccount {
+    /// The `Authorization` header value for this bot.
+    pub fn bot_authorization(&self) -> String {
+        format!("Bot {}", self.token)
+    }
+
+    /// The `Authorization` header value for this user.
+    pub fn bearer_authorization(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+}
+
+impl fmt::Debug for FixtureAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixtureAccount")
+            .field("id", &self.id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A user and the guilds they are a member of.
+#[derive(Debug, Clone)]
+pub struct FixtureUser {
+    /// The user's id and OAuth2 token.
+    pub account: FixtureAccount,
+    /// Their guilds, in id order.
+    pub guilds: Vec<Snowflake>,
+}
+
+/// A guild's ids as the server holds them now.
+#[derive(Debug, Clone)]
+pub struct FixtureGuild {
+    /// The guild.
+    pub id: Snowflake,
+    /// Its channels.
+    pub channels: Vec<Snowflake>,
+    /// Its roles, `@everyone` (the guild's id) first.
+    pub roles: Vec<Snowflake>,
+    /// Its members' user ids.
+    pub members: Vec<Snowflake>,
+}
+
+/// State shared by the connections.
+struct Shared {
+    world: Mutex<World>,
+    limiter: Mutex<Limiter>,
+    stats: Counters,
+    latency: Duration,
+    failures: Mutex<Vec<StatusCode>>,
+}
+
+impl Shared {
+    fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn limiter(&self) -> MutexGuard<'_, Limiter> {
+        self.limiter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The account of an `Authorization` value: `Bot` tokens for bots, `Bearer` for users.
+    fn authenticate(&self, authorization: &str) -> Option<Snowflake> {
+        let (scheme, token) = authorization.split_once(' ')?;
+        let world = self.world();
+        let account = &world.accounts[*world.by_token.get(token)?];
+        match (scheme, account.bot) {
+            ("Bot", true) | ("Bearer", false) => Some(account.id),
+            _ => None,
+        }
+    }
+
+    fn take_failure(&self) -> Option<StatusCode> {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        (!failures.is_empty()).then(|| failures.remove(0))
+    }
+}
+
+/// A running server; stops (with its connections) when dropped.
+pub struct DiscordServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+impl DiscordServer {
+    /// Generates the data and starts listening on `127.0.0.1:0`.
+    ///
+    /// # Errors
+    /// The listener could not be bound.
+    pub async fn start(config: ServerConfig) -> std::io::Result<Self> {
+        let size = WorldSize {
+            guilds: config.guilds,
+            users: config.users.max(1),
+            guilds_per_user: config.guilds_per_user,
+        };
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::generate(config.seed, size)),
+            limiter: Mutex::new(Limiter::new(config.rate_limits)),
+            stats: Counters::default(),
+            latency: config.latency,
+            failures: Mutex::default(),
+        });
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let accept = tokio::spawn(accept(listener, Arc::clone(&shared)));
+        Ok(Self {
+            addr,
+            shared,
+            accept,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The full URL of `path` under `/api/v10`, such as `http://127.0.0.1:PORT/api/v10/users/@me/guilds`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v10{path}", self.addr)
+    }
+
+    /// The bot: a member of every generated guild.
+    pub fn bot(&self) -> FixtureAccount {
+        let world = self.shared.world();
+        let bot = world.accounts.iter().find(|a| a.bot).expect("generated");
+        FixtureAccount {
+            id: bot.id,
+            token: bot.token.clone(),
+        }
+    }
+
+    /// Adds another bot, a member of `guilds` only.
+    pub fn add_bot(&self, name: &str, guilds: &[Snowflake]) -> FixtureAccount {
+        let mut world = self.shared.world();
+        let id = world.add_bot(name);
+        for guild in guilds {
+            world.join(*guild, id);
+        }
+        let token = world.account(id).expect("just added").token.clone();
+        FixtureAccount { id, token }
+    }
+
+    /// The users, with their guilds.
+    pub fn users(&self) -> Vec<FixtureUser> {
+        let world = self.shared.world();
+        world
+            .accounts
+            .iter()
+            .filter(|account| !account.bot)
+            .map(|account| FixtureUser {
+                account: FixtureAccount {
+                    id: account.id,
+                    token: account.token.clone(),
+                },
+                guilds: world
+                    .guilds
+                    .values()
+                    .filter(|guild| guild.members.contains_key(&account.id))
+                    .map(|guild| guild.id)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The guilds, as they are now.
+    pub fn guilds(&self) -> Vec<FixtureGuild> {
+        let world = self.shared.world();
+        let id = |value: &serde_json::Value| value["id"].as_str().and_then(|id| id.parse().ok());
+        world
+            .guilds
+            .values()
+            .map(|guild| FixtureGuild {
+                id: guild.id,
+                channels: guild.channels.iter().filter_map(id).collect(),
+                roles: guild.roles.iter().filter_map(id).collect(),
+                members: guild.members.keys().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// Answers the next `count` authenticated requests with `status` (a 5xx, say) and an error body.
+    pub fn fail_next(&self, count: usize, status: StatusCode) {
+        let mut failures = self
+            .shared
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failures.extend((0..count).map(|_| status));
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats.snapshot()
+    }
+}
+
+impl fmt::Debug for DiscordServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordServer")
+            .field("addr", &self.addr)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for DiscordServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Accepts connections until aborted; aborting drops the set, which ends every connection.
+async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "local discord server: accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let shared = Arc::clone(&shared);
+                async move { Ok::<_, std::convert::Infallible>(api::handle(&shared, request).await) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "local discord server: connection ended");
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}

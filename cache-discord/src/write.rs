@@ -1,0 +1,236 @@
+//! The write flow: what a successful Discord write changes in the cache.
+//!
+//! Where Discord answers with the changed object, the cached entry is updated from it (no refetch);
+//! where it answers 204, the tags of what changed are invalidated. Entries updated in place belong to
+//! the credential that made the write; other credentials' copies of the same object are invalidated
+//! when the write replaces a whole entry, and expire by TTL (or by the gateway event Discord sends) when
+//! the write edits one item of a list.
+
+use bytes::Bytes;
+use cache_core::{EntryUpdate, WriteEffects};
+use serde_json::Value;
+
+use crate::credential::Credential;
+use crate::json_list::{self, ListEdit};
+use crate::keys::tags;
+use crate::policy::{DiscordPolicy, DiscordWrite};
+use crate::route::{Route, RouteQuery, Snowflake};
+use crate::CachedResponse;
+
+/// Channel types Discord does not list in `GET /guilds/{g}/channels`: threads.
+const THREAD_TYPES: [u64; 3] = [10, 11, 12];
+
+type Effects = WriteEffects<CachedResponse>;
+
+/// The effects of the successful write `write` answered by `value`.
+pub(crate) fn effects(
+    policy: &DiscordPolicy,
+    write: DiscordWrite,
+    value: &CachedResponse,
+) -> Effects {
+    let DiscordWrite { route, credential } = write;
+    let credential = credential.as_ref();
+    let effects = match route {
+        Route::ModifyGuildMember { guild, user } => {
+            put_member(policy, guild, user, credential, value)
+        }
+        Route::ModifyCurrentMember { guild } => {
+            match json_list::object(value.body()).and_then(|member| {
+                member
+                    .get("user")
+                    .and_then(|u| json_list::id_field(u, "id"))
+            }) {
+                Some(user) => put_member(policy, guild, user, credential, value),
+                None => Effects::none().invalidate_tag(tags::guild_members(guild)),
+            }
+        }
+        Route::AddGuildMemberRole { guild, user, .. }
+        | Route::RemoveGuildMemberRole { guild, user, .. }
+        | Route::RemoveGuildMember { guild, user }
+        | Route::CreateGuildBan { guild, user } => {
+            Effects::none().invalidate_tag(tags::guild_member(guild, user))
+        }
+        Route::CreateGuildRole { guild } | Route::ModifyGuildRole { guild, .. } => {
+            match json_list::object(value.body()) {
+                Some(role) => edit_list(
+                    policy,
+                    Route::GuildRoles { guild },
+                    credential,
+                    ListEdit::Upsert(role),
+                ),
+                None => Effects::none().invalidate_tag(tags::guild_roles(guild)),
+            }
+        }
+        Route::ModifyGuildRolePositions { guild } => {
+            let effects = Effects::none().invalidate_tag(tags::guild_roles(guild));
+            match (credential, json_list::ids_of_list(value.body())) {
+                (Some(credential), Some(_)) => put_entry(
+                    policy,
+                    Route::GuildRoles { guild },
+                    credential,
+                    value.body(),
+                    effects,
+                ),
+                _ => effects,
+            }
+        }
+        Route::DeleteGuildRole { guild, .. } => Effects::none()
+            .invalidate_tag(tags::guild_roles(guild))
+            .invalidate_tag(tags::guild_members(guild)),
+        Route::CreateGuildChannel { guild } => match json_list::object(value.body()) {
+            Some(channel) => {
+                if let Some(id) = json_list::id_field(&channel, "id") {
+                    policy.channel_index().learn(guild, [id]);
+                }
+                edit_list(
+                    policy,
+                    Route::GuildChannels { guild },
+                    credential,
+                    ListEdit::Upsert(channel),
+                )
+            }
+            None => Effects::none().invalidate_tag(tags::guild_channels(guild)),
+        },
+        Route::ModifyGuildChannelPositions { guild } => {
+            Effects::none().invalidate_tag(tags::guild_channels(guild))
+        }
+        Route::ModifyChannel { channel } => {
+            modified_channel(policy, channel, credential, value.body(), false)
+        }
+        Route::DeleteChannel { channel } => {
+            let effects = modified_channel(policy, channel, credential, value.body(), true);
+            policy.channel_index().forget(channel);
+            effects
+        }
+        Route::EditChannelPermissions { channel, .. }
+        | Route::DeleteChannelPermission { channel, .. } => {
+            match policy.channel_index().guild_of(channel) {
+                Some(guild) => Effects::none().invalidate_tag(tags::guild_channels(guild)),
+                None => Effects::none().invalidate_tag(tags::CHANNELS),
+            }
+        }
+        Route::LeaveGuild { guild } => match credential {
+            Some(Credential::User(user)) => Effects::none().invalidate_tag(tags::user(user)),
+            Some(Credential::Bot(bot)) => Effects::none()
+                .invalidate_tag(tags::bot(*bot))
+                .invalidate_tag(tags::guild(guild)),
+            None => Effects::none()
+                .invalidate_tag(tags::BOT_GUILDS)
+                .invalidate_tag(tags::guild(guild)),
+        },
+        Route::CurrentUserGuilds
+        | Route::GuildChannels { .. }
+        | Route::GuildRoles { .. }
+        | Route::GuildMember { .. } => Effects::none(),
+    };
+    tracing::debug!(
+        ?route,
+        tags = ?effects.invalidate_tags,
+        updates = effects.updates.len(),
+        "discord write: cache effects"
+    );
+    effects
+}
+
+/// Every copy of the member is invalidated, then the writer's copy is replaced by the answer.
+fn put_member(
+    policy: &DiscordPolicy,
+    guild: Snowflake,
+    user: Snowflake,
+    credential: Option<&Credential>,
+    value: &CachedResponse,
+) -> Effects {
+    let effects = Effects::none().invalidate_tag(tags::guild_member(guild, user));
+    match (credential, json_list::object(value.body())) {
+        (Some(credential), Some(_)) => put_entry(
+            policy,
+            Route::GuildMember { guild, user },
+            credential,
+            value.body(),
+            effects,
+        ),
+        _ => effects,
+    }
+}
+
+/// Adds a put of `body` as the cached answer of `read` for `credential`.
+fn put_entry(
+    policy: &DiscordPolicy,
+    read: Route,
+    credential: &Credential,
+    body: &Bytes,
+    effects: Effects,
+) -> Effects {
+    let Some(entry) = policy.entry(read, &RouteQuery::default(), credential) else {
+        return effects;
+    };
+    effects.update(EntryUpdate::Put {
+        key: entry.key,
+        value: CachedResponse::json(body.clone()),
+        ttl: entry.ttl,
+        tags: entry.tags,
+    })
+}
+
+/// Edits the writer's cached list of `read`; without a credential there is no entry of its own to edit,
+/// so every copy is invalidated instead.
+fn edit_list(
+    policy: &DiscordPolicy,
+    read: Route,
+    credential: Option<&Credential>,
+    edit: ListEdit,
+) -> Effects {
+    let entry =
+        credential.and_then(|credential| policy.entry(read, &RouteQuery::default(), credential));
+    let Some(entry) = entry else {
+        let tag = match read {
+            Route::GuildRoles { guild } => tags::guild_roles(guild),
+            Route::GuildChannels { guild } => tags::guild_channels(guild),
+            _ => return Effects::none(),
+        };
+        return Effects::none().invalidate_tag(tag);
+    };
+    Effects::none().update(EntryUpdate::Modify {
+        key: entry.key,
+        modify: Box::new(move |cached: CachedResponse| {
+            let body = json_list::edit_list(cached.body(), edit)?;
+            Some(cached.with_body(body))
+        }),
+        ttl: entry.ttl,
+        tags: entry.tags,
+    })
+}
+
+/// A channel modified or deleted by id: its guild comes from the answer (or the index).
+fn modified_channel(
+    policy: &DiscordPolicy,
+    channel: Snowflake,
+    credential: Option<&Credential>,
+    body: &Bytes,
+    deleted: bool,
+) -> Effects {
+    let object = json_list::object(body);
+    let guild = object
+        .as_ref()
+        .and_then(|object| json_list::id_field(object, "guild_id"))
+        .or_else(|| policy.channel_index().guild_of(channel));
+    let Some(guild) = guild else {
+        return Effects::none(); // A DM or group channel: in no guild's list.
+    };
+    let is_thread = object
+        .as_ref()
+        .and_then(|object| object.get("type").and_then(Value::as_u64))
+        .is_some_and(|kind| THREAD_TYPES.contains(&kind));
+    if is_thread {
+        return Effects::none();
+    }
+    let read = Route::GuildChannels { guild };
+    match object {
+        Some(_) if deleted => edit_list(policy, read, credential, ListEdit::Remove(channel)),
+        Some(object) => {
+            policy.channel_index().learn(guild, [channel]);
+            edit_list(policy, read, credential, ListEdit::Upsert(object))
+        }
+        None => Effects::none().invalidate_tag(tags::guild_channels(guild)),
+    }
+}
