@@ -71,8 +71,3 @@ pub use policy::{
 };
 pub use stats::{Stats, StatsSnapshot};
 pub use store::{FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
-
-/// The README's examples, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

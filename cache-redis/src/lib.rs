@@ -89,3 +89,8 @@ pub use store::RedisStore;
 
 /// bb8-redis, re-exported for [`RedisStore::from_pool`].
 pub use bb8_redis;
+
+/// The workspace README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
