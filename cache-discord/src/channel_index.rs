@@ -8,6 +8,7 @@
 //! a process that never saw the channel takes the fallback.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 use crate::route::Snowflake;
@@ -16,7 +17,6 @@ use crate::route::Snowflake;
 pub const DEFAULT_CHANNEL_INDEX_CAPACITY: usize = 200_000;
 
 /// A bounded map from channel id to guild id.
-#[derive(Debug)]
 pub struct ChannelIndex {
     guilds: Mutex<HashMap<Snowflake, Snowflake>>,
     capacity: usize,
@@ -68,6 +68,16 @@ impl ChannelIndex {
     }
 }
 
+/// Sizes only: the map can hold hundreds of thousands of ids, too many for a log line.
+impl fmt::Debug for ChannelIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelIndex")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
 impl Default for ChannelIndex {
     fn default() -> Self {
         Self::new(DEFAULT_CHANNEL_INDEX_CAPACITY)
@@ -86,6 +96,7 @@ mod tests {
         index.learn(20, [3]);
         assert_eq!(index.len(), 1, "full: started over");
         assert_eq!(index.guild_of(3), Some(20));
+        assert_eq!(format!("{index:?}"), "ChannelIndex { len: 1, capacity: 2 }");
         index.forget(3);
         assert!(index.is_empty());
     }

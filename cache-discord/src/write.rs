@@ -215,7 +215,13 @@ fn modified_channel(
         .and_then(|object| json_list::id_field(object, "guild_id"))
         .or_else(|| policy.channel_index().guild_of(channel));
     let Some(guild) = guild else {
-        return Effects::none(); // A DM or group channel: in no guild's list.
+        return match object {
+            // An answer without `guild_id`: a DM or group channel, in no guild's list.
+            Some(_) => Effects::none(),
+            // An answer that cannot be read (compressed, not JSON) for a channel this process has not
+            // seen: its guild is unknown, so every channel list goes, as for permission overwrites.
+            None => Effects::none().invalidate_tag(tags::CHANNELS),
+        };
     };
     let is_thread = object
         .as_ref()
@@ -232,5 +238,45 @@ fn modified_channel(
             edit_list(policy, read, credential, ListEdit::Upsert(object))
         }
         None => Effects::none().invalidate_tag(tags::guild_channels(guild)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DiscordTtls;
+
+    fn channel_write(route: Route, body: &'static [u8]) -> Effects {
+        let policy = DiscordPolicy::new(DiscordTtls::default());
+        let write = DiscordWrite {
+            route,
+            credential: Some(Credential::Bot(7)),
+        };
+        effects(
+            &policy,
+            write,
+            &CachedResponse::json(Bytes::from_static(body)),
+        )
+    }
+
+    #[test]
+    fn an_unreadable_channel_answer_for_an_unseen_channel_invalidates_every_channel_list() {
+        for route in [
+            Route::ModifyChannel { channel: 5 },
+            Route::DeleteChannel { channel: 5 },
+        ] {
+            let effects = channel_write(route, b"\x1f\x8b\x08 not json");
+            assert_eq!(effects.invalidate_tags, [tags::CHANNELS], "{route:?}");
+            assert!(effects.updates.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_channel_without_a_guild_changes_nothing() {
+        let effects = channel_write(
+            Route::ModifyChannel { channel: 5 },
+            br#"{"id":"5","type":1}"#,
+        );
+        assert!(effects.is_empty(), "{effects:?}");
     }
 }

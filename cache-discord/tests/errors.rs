@@ -118,16 +118,20 @@ async fn a_global_429_is_replayed_with_its_global_headers() {
     let harness = Harness::start(config).await;
     let bot = harness.bot().bot_authorization();
     let guilds = harness.server.guilds();
+    // Two requests per second pass; the first 429 ends the loop. Going on past the third request keeps
+    // the test independent of timing: a loaded machine may let a window roll over between requests,
+    // but not between every pair of twenty.
     let mut limited = None;
-    for guild in &guilds[..3] {
+    for guild in &guilds {
         let answer = harness
             .get(&format!("/guilds/{}/roles", guild.id), &bot)
             .await;
         if answer.status() == 429 {
             limited = Some(answer);
+            break;
         }
     }
-    let limited = limited.expect("the third request in one second is over the global limit");
+    let limited = limited.expect("a request over the global limit of two per second");
     assert_eq!(limited, harness.last_upstream_answer());
     assert_eq!(limited.header("x-ratelimit-global"), Some(&b"true"[..]));
     assert_eq!(limited.header("x-ratelimit-scope"), Some(&b"global"[..]));
