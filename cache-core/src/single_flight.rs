@@ -4,6 +4,10 @@
 //! and receive a clone of its result. Errors are shared with the waiters of that flight and never
 //! remembered: once the flight settles, the next caller leads a new one.
 //!
+//! A flight remembers the [`FillStamp`] its leader's lookup returned. A caller whose own lookup is newer
+//! (an invalidation happened in between) does not join it: it would receive a value fetched before that
+//! invalidation. It starts a new flight instead, and the older one finishes for its own waiters.
+//!
 //! The leader runs in its caller's task, so nothing is spawned. If the leader's future is dropped
 //! (cancelled) before it publishes, its waiters see [`WaitOutcome::Abandoned`] and one of them leads the
 //! retry; if it panics, they receive an error saying so. Either way the key leaves the map: the map holds
@@ -15,8 +19,8 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let flights = Arc::new(SingleFlight::<u32>::new());
-//! let Join::Leader(mut leader) = flights.join("answer") else { unreachable!() };
-//! let Join::Waiter(waiter) = flights.join("answer") else { unreachable!() };
+//! let Join::Leader(mut leader) = flights.join("answer", None) else { unreachable!() };
+//! let Join::Waiter(waiter) = flights.join("answer", None) else { unreachable!() };
 //! leader.publish(Ok(42));
 //! drop(leader);
 //! assert!(matches!(waiter.wait().await, WaitOutcome::Value(42)));
@@ -30,13 +34,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::SharedError;
+use crate::{FillStamp, SharedError};
 
 type Slot<V> = Option<Result<V, SharedError>>;
 
+/// A flight in the map: the stamp its leader started from, and where its result will appear.
+struct Flight<V> {
+    stamp: Option<FillStamp>,
+    receiver: watch::Receiver<Slot<V>>,
+}
+
 /// The in-flight calls, by key.
 pub struct SingleFlight<V> {
-    flights: Mutex<HashMap<String, watch::Receiver<Slot<V>>>>,
+    flights: Mutex<HashMap<String, Flight<V>>>,
 }
 
 impl<V> Default for SingleFlight<V> {
@@ -91,23 +101,31 @@ impl<V> SingleFlight<V> {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, watch::Receiver<Slot<V>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Flight<V>>> {
         // Nothing runs user code under this lock, so a poisoned lock still holds a consistent map.
         self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl<V: Clone> SingleFlight<V> {
-    /// Joins the flight of `key`, or starts it.
-    pub fn join(self: &Arc<Self>, key: &str) -> Join<V> {
+    /// Joins the flight of `key`, or starts it. `stamp` is what the caller's lookup returned (`None` when
+    /// the store could not be asked): a flight started from an older stamp is not joined but replaced.
+    pub fn join(self: &Arc<Self>, key: &str, stamp: Option<FillStamp>) -> Join<V> {
         let mut flights = self.lock();
-        if let Some(receiver) = flights.get(key) {
-            return Join::Waiter(Waiter {
-                receiver: receiver.clone(),
-            });
+        if let Some(flight) = flights.get(key) {
+            let overtaken = match (flight.stamp, stamp) {
+                (Some(started), Some(now)) => now > started,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            if !overtaken {
+                return Join::Waiter(Waiter {
+                    receiver: flight.receiver.clone(),
+                });
+            }
         }
         let (sender, receiver) = watch::channel(None);
-        flights.insert(key.to_owned(), receiver);
+        flights.insert(key.to_owned(), Flight { stamp, receiver });
         Join::Leader(Leader {
             flights: Arc::clone(self),
             key: key.to_owned(),
@@ -148,7 +166,7 @@ impl<V> Drop for Leader<V> {
             let mut flights = self.flights.lock();
             if flights
                 .get(&self.key)
-                .is_some_and(|receiver| receiver.same_channel(&self.sender.subscribe()))
+                .is_some_and(|flight| flight.receiver.same_channel(&self.sender.subscribe()))
             {
                 flights.remove(&self.key);
             }

@@ -92,6 +92,32 @@ impl Invalidations {
         });
     }
 
+    /// Records an update of `key` and, while no other record can interleave, hands its time to `store`.
+    /// With a `base`, nothing happens (and `false` is returned) if the key or a tag was invalidated or
+    /// updated after it.
+    pub(crate) fn update(
+        &self,
+        key: &str,
+        tags: &[String],
+        base: Option<u64>,
+        store: impl FnOnce(u64),
+    ) -> bool {
+        let mut records = self.write();
+        if base.is_some_and(|base| records.is_dead(key, tags, base)) {
+            return false;
+        }
+        let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
+        records.keys.insert(key.to_owned(), at);
+        // The entry goes in under the lock, so two updates of one key land in the order of their times.
+        store(at);
+        if records.len() > self.max_records {
+            records.forget_oldest();
+        }
+        drop(records);
+        self.latest.fetch_max(at, Ordering::AcqRel);
+        true
+    }
+
     pub(crate) fn clear(&self) {
         self.record(|records, at| {
             records.tags.clear();

@@ -188,6 +188,34 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     }
 }
 
+impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
+    fn apply_update(&self, key: &CacheKey, entry: PutEntry<V>) -> PutOutcome {
+        let inner = &*self.inner;
+        let base = entry.stamp.map(cache_core::FillStamp::get);
+        let expires_at = Instant::now()
+            .checked_add(entry.ttl)
+            .unwrap_or_else(far_future);
+        let PutEntry { value, tags, .. } = entry;
+        let tags = tags.into_boxed_slice();
+        let mut value = Some(value);
+        let stored = inner.invalidations.update(key, &tags, base, |stamp| {
+            let value = value.take().expect("stored once");
+            let entry = Entry {
+                value,
+                stamp,
+                expires_at,
+                tags: tags.clone(),
+            };
+            inner.entries.insert(key.clone(), Arc::new(entry));
+        });
+        if stored {
+            PutOutcome::Stored
+        } else {
+            PutOutcome::Superseded
+        }
+    }
+}
+
 fn far_future() -> Instant {
     Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
 }
@@ -220,5 +248,9 @@ impl<V: Clone + Send + Sync + 'static> Store for MemoryStore<V> {
 
     fn put(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
         StoreFuture::ready(Ok(self.insert(key, entry)))
+    }
+
+    fn update(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        StoreFuture::ready(Ok(self.apply_update(key, entry)))
     }
 }

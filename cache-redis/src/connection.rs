@@ -109,7 +109,22 @@ pub(crate) struct Checkout {
     broken: Option<Arc<AtomicBool>>,
 }
 
+/// The means to retire a checked-out connection after the operation using it was given up.
+pub(crate) struct Retirement(Option<Arc<AtomicBool>>);
+
+impl Retirement {
+    pub(crate) fn retire(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl Checkout {
+    pub(crate) fn retirement(&self) -> Retirement {
+        Retirement(self.broken.clone())
+    }
+
     /// Retires the connection when `error` says it is unusable (I/O, dropped, timed out), so the pool
     /// opens a new one; server replies such as a wrong type leave it in place.
     /// Returns whether the connection was retired.

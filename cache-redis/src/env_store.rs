@@ -132,4 +132,11 @@ where
             Self::Redis(store) => store.put(key, entry),
         }
     }
+
+    fn update(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        match self {
+            Self::Memory(store) => store.update(key, entry),
+            Self::Redis(store) => store.update(key, entry),
+        }
+    }
 }

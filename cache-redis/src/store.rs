@@ -134,47 +134,55 @@ fn open_client(url: &str, options: &RedisOptions) -> Result<Client, Error> {
 }
 
 impl<C: Codec> Inner<C> {
-    /// Runs one store operation under the timeout, on a freshly checked-out connection; fails at once while
-    /// the circuit is open.
-    async fn run<T, F, Fut>(&self, operation: &'static str, work: F) -> Result<T, Error>
+    /// Runs one store operation under the timeout, on a freshly checked-out connection. While the circuit
+    /// is open, reads and writes of entries (`fail_fast`) fail at once; invalidations always try, since a
+    /// lost invalidation would leave entries stale. A connection whose operation timed out is retired: a
+    /// silent socket would otherwise keep its slot until the kernel gives up on it.
+    async fn run<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        fail_fast: bool,
+        work: F,
+    ) -> Result<T, Error>
     where
         F: FnOnce(Checkout) -> Fut,
         Fut: Future<Output = Result<T, (Checkout, OpError)>>,
     {
-        if self.circuit.is_open() {
+        if fail_fast && self.circuit.is_open() {
             return Err(Error::store(
                 operation,
                 "Redis unreachable; retrying shortly",
             ));
         }
-        let attempt = async {
-            let checkout = match self.connections.checkout().await {
-                Ok(checkout) => checkout,
-                Err(error) => {
-                    self.circuit.trip();
-                    return Err(Error::store(operation, error));
-                }
-            };
-            work(checkout)
-                .await
-                .map_err(|(checkout, error)| match error {
-                    OpError::Redis(error) => {
-                        if checkout.note(&error) {
-                            self.circuit.trip();
-                        }
-                        Error::store(operation, error)
-                    }
-                    OpError::Cache(error) => error,
-                })
+        let timed_out = || {
+            self.circuit.trip();
+            Error::StoreTimeout {
+                operation,
+                after: self.timeout,
+            }
         };
-        let result = match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let checkout = match tokio::time::timeout_at(deadline, self.connections.checkout()).await {
+            Ok(Ok(checkout)) => checkout,
+            Ok(Err(error)) => {
                 self.circuit.trip();
-                Err(Error::StoreTimeout {
-                    operation,
-                    after: self.timeout,
-                })
+                return Err(Error::store(operation, error));
+            }
+            Err(_) => return Err(timed_out()),
+        };
+        let retire = checkout.retirement();
+        let result = match tokio::time::timeout_at(deadline, work(checkout)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err((checkout, OpError::Redis(error)))) => {
+                if checkout.note(&error) {
+                    self.circuit.trip();
+                }
+                Err(Error::store(operation, error))
+            }
+            Ok(Err((_, OpError::Cache(error)))) => Err(error),
+            Err(_) => {
+                retire.retire();
+                Err(timed_out())
             }
         };
         if result.is_ok() {
@@ -186,7 +194,7 @@ impl<C: Codec> Inner<C> {
     async fn lookup<V: DeserializeOwned>(&self, key: CacheKey) -> Result<Lookup<V>, Error> {
         let entry_key = self.keys.entry(&key);
         let (bytes, clock) = self
-            .run("get", |mut checkout| async move {
+            .run("get", true, |mut checkout| async move {
                 let reply: RedisResult<(Option<Vec<u8>>, Option<u64>)> = redis::cmd("MGET")
                     .arg(&entry_key)
                     .arg(&self.keys.epoch)
@@ -229,13 +237,11 @@ impl<C: Codec> Inner<C> {
         key: CacheKey,
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
-        let ttl_ms = u64::try_from(entry.ttl.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let ttl_ms = ttl_millis(entry.ttl);
         let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
-        self.run("put", |mut checkout| async move {
+        self.run("put", true, |mut checkout| async move {
             let stamp = match entry.stamp {
                 Some(stamp) => stamp.get(),
                 // A value returned by a write is as fresh as the clock now.
@@ -276,13 +282,60 @@ impl<C: Codec> Inner<C> {
         .await
     }
 
+    async fn update<V: Serialize>(
+        &self,
+        key: CacheKey,
+        entry: PutEntry<V>,
+    ) -> Result<PutOutcome, Error> {
+        let ttl_ms = ttl_millis(entry.ttl);
+        // The stamp is the update's own tick, known only inside the script: encode around a placeholder
+        // and let the script splice the tick in.
+        let bytes = envelope::encode(&self.codec, FillStamp::new(0), &entry.tags, &entry.value)?;
+        let (head, tail) = (
+            bytes[..envelope::STAMP_OFFSET].to_vec(),
+            bytes[envelope::STAMP_OFFSET + 8..].to_vec(),
+        );
+        let base = entry
+            .stamp
+            .map(|stamp| stamp.get().to_string())
+            .unwrap_or_default();
+        let tags: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
+        let entry_key = self.keys.entry(&key);
+        let key_name = key_record(&key);
+        self.run("put", true, |mut checkout| async move {
+            let mut invocation = scripts::UPDATE.prepare_invoke();
+            invocation
+                .key(&entry_key)
+                .key(&self.keys.records)
+                .key(&self.keys.floor)
+                .key(&self.keys.epoch);
+            invocation
+                .arg(&base)
+                .arg(ttl_ms)
+                .arg(head)
+                .arg(tail)
+                .arg(self.max_records)
+                .arg(&key_name)
+                .arg(&tags);
+            match invocation
+                .invoke_async::<i64>(&mut checkout.connection)
+                .await
+            {
+                Ok(1) => Ok(PutOutcome::Stored),
+                Ok(_) => Ok(PutOutcome::Superseded),
+                Err(error) => Err((checkout, OpError::Redis(error))),
+            }
+        })
+        .await
+    }
+
     async fn invalidate(
         &self,
         operation: &'static str,
         names: Vec<String>,
         unlink: Option<String>,
     ) -> Result<(), Error> {
-        self.run(operation, |mut checkout| async move {
+        self.run(operation, false, |mut checkout| async move {
             let mut invocation = scripts::INVALIDATE.prepare_invoke();
             invocation
                 .key(&self.keys.epoch)
@@ -308,7 +361,7 @@ impl<C: Codec> Inner<C> {
 
     async fn clear(self: Arc<Self>) -> Result<(), Error> {
         let keys = &self.keys;
-        self.run("clear", |mut checkout| async move {
+        self.run("clear", false, |mut checkout| async move {
             let mut invocation = scripts::CLEAR.prepare_invoke();
             invocation
                 .key(&keys.epoch)
@@ -338,7 +391,7 @@ impl<C: Codec> Inner<C> {
         loop {
             let pattern = &self.keys.entry_pattern;
             cursor = self
-                .run("clear", |mut checkout| async move {
+                .run("clear", false, |mut checkout| async move {
                     let step: RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
@@ -371,6 +424,15 @@ impl<C: Codec> Inner<C> {
 }
 
 type RedisResult<T> = Result<T, RedisError>;
+
+/// Longest TTL written to Redis: a hundred years, far inside what `PX` accepts.
+const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
+}
 
 /// Why an operation failed: Redis (which may retire the connection) or the cache itself.
 enum OpError {
@@ -425,5 +487,11 @@ where
         let inner = Arc::clone(&self.inner);
         let key = key.clone();
         StoreFuture::pending(async move { inner.store(key, entry).await })
+    }
+
+    fn update(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        StoreFuture::pending(async move { inner.update(key, entry).await })
     }
 }

@@ -32,6 +32,8 @@ use crate::{Error, FillStamp};
 pub const MAGIC: u8 = 0xCE;
 /// Layout version; bump it when the layout changes so old entries become misses.
 pub const FORMAT_VERSION: u8 = 1;
+/// Where the fill stamp's eight bytes start, for stores that stamp an encoded entry themselves.
+pub const STAMP_OFFSET: usize = 3;
 
 /// An entry read back from bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,7 +34,7 @@ where
             Ok(value) => return Ok(value),
             Err(stamp) => stamp,
         };
-        match shared.flights.join(&key) {
+        match shared.flights.join(&key, stamp) {
             Join::Leader(leader) => {
                 // A flight may have stored its value and ended between our lookup and our join. A store that
                 // answers at once can tell us for free; a remote one would cost a round trip per miss.

@@ -4,7 +4,9 @@ use tower_service::Service;
 
 use super::call::call_ready;
 use super::shared::Shared;
-use crate::{BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, Store, WriteEffects};
+use crate::{
+    BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, PutOutcome, Store, WriteEffects,
+};
 
 /// The write path: call the inner service, then apply what the policy says the write changed.
 pub(crate) async fn write_through<S, St, P, Req>(
@@ -59,15 +61,15 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
             value,
             ttl,
             tags,
-        } => (
-            CacheKey::from(key),
-            PutEntry {
+        } => {
+            let entry = PutEntry {
                 value,
                 ttl,
                 tags,
                 stamp: None,
-            },
-        ),
+            };
+            (CacheKey::from(key), entry)
+        }
         EntryUpdate::Modify {
             key,
             modify,
@@ -75,9 +77,11 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
             tags,
         } => {
             let key = CacheKey::from(key);
-            let (value, stamp) = match shared.bounded("get", shared.store.get(&key)).await {
+            let (value, base) = match shared.bounded("get", shared.store.get(&key)).await {
                 Ok(Lookup::Hit { value, stamp }) => (value, stamp),
-                Ok(_) => return,
+                // Nothing cached to edit; a fill still in flight may hold the value from before the
+                // write, so supersede it.
+                Ok(_) => return remove(shared, &key).await,
                 Err(error) => return shared.store_failed(&key, &error),
             };
             let Some(value) = modify(value) else {
@@ -89,7 +93,7 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
                     value,
                     ttl,
                     tags,
-                    stamp: Some(stamp),
+                    stamp: Some(base),
                 },
             )
         }
@@ -99,8 +103,15 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
         return remove(shared, &key).await;
     }
     tracing::debug!(cache.key = %key, "write: updating entry from the response");
-    if let Err(error) = shared.bounded("put", shared.store.put(&key, entry)).await {
-        shared.store_failed(&key, &error);
+    match shared
+        .bounded("put", shared.store.update(&key, entry))
+        .await
+    {
+        Ok(PutOutcome::Stored) => {}
+        // Edited concurrently, or invalidated since it was read: the edit is not safe to store, and the
+        // entry it was based on is out of date.
+        Ok(PutOutcome::Superseded) => remove(shared, &key).await,
+        Err(error) => shared.store_failed(&key, &error),
     }
 }
 

@@ -61,7 +61,8 @@ pub type Modify<V> = Box<dyn FnOnce(V) -> Option<V> + Send>;
 
 /// One entry changed by a write.
 pub enum EntryUpdate<V> {
-    /// Store `value` under `key`, as fresh as the write's response.
+    /// Store `value` under `key`, as fresh as the write's response. Fills of `key` that started before
+    /// the write can no longer overwrite it.
     Put {
         /// The entry's key.
         key: String,
@@ -74,8 +75,10 @@ pub enum EntryUpdate<V> {
     },
     /// If `key` is cached, replace its value by `modify(value)`, or remove it when that is `None`.
     ///
-    /// The modified value keeps the stamp of the entry it came from, so an invalidation that lands while it
-    /// is being modified still wins.
+    /// The edit is stored only if neither the key nor one of its tags was invalidated or updated since
+    /// the entry was read; otherwise (a concurrent edit, an invalidation) the entry is removed, so the
+    /// next read fetches the truth instead of a lost update. When `key` is not cached, it is removed all
+    /// the same: a fill still in flight would otherwise store what was read before the write.
     Modify {
         /// The entry's key.
         key: String,

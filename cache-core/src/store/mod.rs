@@ -134,6 +134,21 @@ pub trait Store: Invalidate {
         key: &CacheKey,
         entry: PutEntry<Self::Value>,
     ) -> StoreFuture<Result<PutOutcome, Error>>;
+
+    /// Stores a value a write produced, superseding every fill of `key` still in flight.
+    ///
+    /// The store records the update like an invalidation of `key`, then stores the entry stamped after
+    /// that record, in one atomic step: a fill that started before the update can no longer overwrite it,
+    /// and a later invalidation of its tags still removes it. `entry.stamp` is the update's *base*:
+    /// `None` for an object the write returned, or the stamp of the cached entry the value was derived
+    /// from, in which case the update is [`PutOutcome::Superseded`] (and nothing is stored) when that
+    /// key or one of the tags was invalidated or updated since, so two concurrent edits of one entry
+    /// never lose each other's change silently.
+    fn update(
+        &self,
+        key: &CacheKey,
+        entry: PutEntry<Self::Value>,
+    ) -> StoreFuture<Result<PutOutcome, Error>>;
 }
 
 impl<T: Invalidate + ?Sized> Invalidate for std::sync::Arc<T> {
@@ -167,5 +182,13 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
         entry: PutEntry<T::Value>,
     ) -> StoreFuture<Result<PutOutcome, Error>> {
         (**self).put(key, entry)
+    }
+
+    fn update(
+        &self,
+        key: &CacheKey,
+        entry: PutEntry<T::Value>,
+    ) -> StoreFuture<Result<PutOutcome, Error>> {
+        (**self).update(key, entry)
     }
 }

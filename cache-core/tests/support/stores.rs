@@ -88,6 +88,10 @@ impl<C: Codec, V: Serialize + DeserializeOwned + Send + Sync + 'static> Store fo
         });
         StoreFuture::ready(result)
     }
+
+    fn update(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        self.put(key, entry)
+    }
 }
 
 /// How a [`BrokenStore`] misbehaves.
@@ -149,6 +153,14 @@ impl<V: Send + Sync + 'static> Store for BrokenStore<V> {
     }
 
     fn put(&self, _key: &CacheKey, _entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
+        self.answer("put")
+    }
+
+    fn update(
+        &self,
+        _key: &CacheKey,
+        _entry: PutEntry<V>,
+    ) -> StoreFuture<Result<PutOutcome, Error>> {
         self.answer("put")
     }
 }
