@@ -147,3 +147,27 @@ async fn a_fill_that_starts_after_an_invalidation_is_cached() {
         .unwrap();
     assert_eq!(refetched(&service, &upstream, [1, 1, 1]).await, [1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_an_invalidation_does_not_join_a_flight_from_before_it() {
+    let upstream = Upstream::gated();
+    let (service, handle) = cached(&upstream);
+
+    let early = tokio::spawn(service.clone().oneshot(4));
+    eventually("the early fill calls upstream", || upstream.calls() == 1).await;
+    handle.invalidate_tags(["item:4"]).await.unwrap();
+    // Starts after the invalidation returned: it must not be handed the early fill's value.
+    let late = tokio::spawn(service.clone().oneshot(4));
+    eventually("the late request calls upstream itself", || {
+        upstream.calls() == 2
+    })
+    .await;
+    upstream.release(2);
+    assert_eq!(early.await.unwrap().unwrap(), "value 4 #1");
+    assert_eq!(late.await.unwrap().unwrap(), "value 4 #2");
+    assert_eq!(
+        service.clone().oneshot(4).await.unwrap(),
+        "value 4 #2",
+        "the late fill is cached"
+    );
+}

@@ -197,3 +197,110 @@ async fn a_modify_of_an_uncached_entry_does_nothing() {
     );
     assert_eq!(db.calls.load(Ordering::SeqCst), 2);
 }
+
+/// A gate for `Get` calls of the `Db` upstream, to hold a fill in flight while a write happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_in_flight_during_a_write_never_overwrites_the_write() {
+    use tokio::sync::Semaphore;
+
+    let db = Arc::new(Db {
+        items: Mutex::new(BTreeMap::from([(1, "ada".to_owned())])),
+        calls: AtomicUsize::new(0),
+    });
+    let gate = Arc::new(Semaphore::new(0));
+    let reads_started = Arc::new(AtomicUsize::new(0));
+    let inner = upstream(Arc::clone(&db));
+    let (gate_for_reads, started) = (Arc::clone(&gate), Arc::clone(&reads_started));
+    // Reads take their answer from the database at once, then wait at the gate before returning it.
+    let gated = tower::service_fn(move |req: Req| {
+        let (inner, gate, started) = (
+            inner.clone(),
+            Arc::clone(&gate_for_reads),
+            Arc::clone(&started),
+        );
+        async move {
+            let is_read = matches!(req, Req::Get(_) | Req::List);
+            let answer = inner.oneshot(req).await;
+            if is_read {
+                started.fetch_add(1, Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+            }
+            answer
+        }
+    });
+    let policy = Policy::new(key).tags(tags).ttl(TTL).writes(writes);
+    let service = CacheLayer::new(MemoryStore::new(100), policy).layer(gated);
+
+    // A read of item 1 and of the list fetch the old name, and are held before they can store it.
+    let old_item = tokio::spawn(service.clone().oneshot(Req::Get(1)));
+    let old_list = tokio::spawn(service.clone().oneshot(Req::List));
+    while reads_started.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    // The rename lands and updates both entries from its answer.
+    service
+        .clone()
+        .oneshot(Req::Rename(1, "ana".into()))
+        .await
+        .unwrap();
+    gate.add_permits(2);
+    assert_eq!(
+        old_item.await.unwrap().unwrap(),
+        Resp::Item("1=ada".into()),
+        "the early caller gets its answer"
+    );
+    old_list.await.unwrap().unwrap();
+
+    // The late fills did not overwrite what the write stored: reads see the new name without a refetch
+    // of stale data.
+    gate.add_permits(10);
+    assert_eq!(
+        service.clone().oneshot(Req::Get(1)).await.unwrap(),
+        Resp::Item("1=ana".into())
+    );
+    assert_eq!(
+        service.clone().oneshot(Req::List).await.unwrap(),
+        Resp::List(vec!["1=ana".into()])
+    );
+}
+
+#[tokio::test]
+async fn an_edit_based_on_an_entry_changed_since_is_dropped_not_stored() {
+    use cache_core::{CacheKey, Lookup, PutEntry, PutOutcome, Store};
+
+    let store = MemoryStore::<Resp>::new(100);
+    let key = CacheKey::from("items");
+    let fresh = |value| PutEntry {
+        value,
+        ttl: TTL,
+        tags: vec!["items".to_owned()],
+        stamp: None,
+    };
+    store
+        .update(&key, fresh(Resp::List(vec!["1=ada".into()])))
+        .await
+        .unwrap();
+    let Lookup::Hit { stamp: base, .. } = store.get(&key).await.unwrap() else {
+        panic!("cached")
+    };
+
+    // Two writers edit the list they both read; the first edit lands.
+    let first = PutEntry {
+        stamp: Some(base),
+        ..fresh(Resp::List(vec!["1=ada".into(), "2=bob".into()]))
+    };
+    assert_eq!(store.update(&key, first).await.unwrap(), PutOutcome::Stored);
+    // The second, based on the same read, would drop bob: it is refused.
+    let second = PutEntry {
+        stamp: Some(base),
+        ..fresh(Resp::List(vec!["1=ada".into(), "3=cy".into()]))
+    };
+    assert_eq!(
+        store.update(&key, second).await.unwrap(),
+        PutOutcome::Superseded
+    );
+    let Lookup::Hit { value, .. } = store.get(&key).await.unwrap() else {
+        panic!("cached")
+    };
+    assert_eq!(value, Resp::List(vec!["1=ada".into(), "2=bob".into()]));
+}
