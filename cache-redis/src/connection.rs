@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use bb8_redis::bb8::{self, ManageConnection, Pool, RunError};
+use bb8_redis::bb8::{self, ManageConnection, Pool, PooledConnection, RunError};
 use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
@@ -83,19 +83,38 @@ pub(crate) enum Connections {
 /// Multiplexed connections held for reuse, one per pool slot, handed out round robin.
 ///
 /// Going through the pool on every operation would cost its lock and its checkout timer on every hit; a
-/// slot costs a read lock and a clone. A slot is refilled from the pool when empty or when its connection
-/// was marked broken, and the pool then replaces the broken connection.
-/// A connection cloned out of the pool, with the flag that retires it.
-type Held = (MultiplexedConnection, Arc<AtomicBool>);
-
+/// slot keeps its connection checked out of the pool for good, and an operation costs a read lock and a
+/// clone. So `pool_size` slots hold `pool_size` distinct connections. A slot whose connection was marked
+/// broken hands it back (the pool then drops it) and checks out a new one.
 pub(crate) struct Slots {
-    slots: Vec<RwLock<Option<Held>>>,
+    slots: Vec<Slot>,
     next: AtomicUsize,
+}
+
+struct Slot {
+    held: RwLock<Option<PooledConnection<'static, FlaggedManager>>>,
+    /// One task at a time refills a slot, so slots never take more connections than the pool has.
+    filling: tokio::sync::Mutex<()>,
+}
+
+impl Slot {
+    /// The held connection, unless there is none or it is broken.
+    fn live(&self) -> Option<Checkout> {
+        let held = self.held.read().unwrap_or_else(PoisonError::into_inner);
+        held.as_ref()
+            .filter(|pooled| !pooled.broken.load(Ordering::Acquire))
+            .map(|pooled| Checkout::of(pooled))
+    }
 }
 
 impl Slots {
     fn new(count: u32) -> Self {
-        let slots = (0..count.max(1)).map(|_| RwLock::new(None)).collect();
+        let slots = (0..count.max(1))
+            .map(|_| Slot {
+                held: RwLock::new(None),
+                filling: tokio::sync::Mutex::new(()),
+            })
+            .collect();
         Self {
             slots,
             next: AtomicUsize::new(0),
@@ -121,6 +140,13 @@ impl Retirement {
 }
 
 impl Checkout {
+    fn of(pooled: &FlaggedConnection) -> Self {
+        Self {
+            connection: pooled.connection.clone(),
+            broken: Some(Arc::clone(&pooled.broken)),
+        }
+    }
+
     pub(crate) fn retirement(&self) -> Retirement {
         Retirement(self.broken.clone())
     }
@@ -160,26 +186,24 @@ impl Connections {
             Self::Flagged { pool, slots } => {
                 let index = slots.next.fetch_add(1, Ordering::Relaxed) % slots.slots.len();
                 let slot = &slots.slots[index];
-                {
-                    let held = slot.read().unwrap_or_else(PoisonError::into_inner);
-                    if let Some((connection, broken)) = held.as_ref() {
-                        if !broken.load(Ordering::Acquire) {
-                            return Ok(Checkout {
-                                connection: connection.clone(),
-                                broken: Some(Arc::clone(broken)),
-                            });
-                        }
-                    }
+                if let Some(checkout) = slot.live() {
+                    return Ok(checkout);
                 }
-                let pooled = pool.get().await.map_err(run_error)?;
-                let (connection, broken) = (pooled.connection.clone(), Arc::clone(&pooled.broken));
-                drop(pooled);
-                *slot.write().unwrap_or_else(PoisonError::into_inner) =
-                    Some((connection.clone(), Arc::clone(&broken)));
-                Ok(Checkout {
-                    connection,
-                    broken: Some(broken),
-                })
+                let _filling = slot.filling.lock().await;
+                if let Some(checkout) = slot.live() {
+                    return Ok(checkout);
+                }
+                // Hand a broken connection back first, so the pool has room to open its replacement.
+                let broken = slot
+                    .held
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                drop(broken);
+                let pooled = pool.get_owned().await.map_err(run_error)?;
+                let checkout = Checkout::of(&pooled);
+                *slot.held.write().unwrap_or_else(PoisonError::into_inner) = Some(pooled);
+                Ok(checkout)
             }
             Self::Shared(pool) => {
                 let pooled = pool.get().await.map_err(run_error)?;

@@ -16,6 +16,9 @@ use redis::RedisResult;
 
 use crate::keys::Keys;
 
+/// Records fetched per catch-up read.
+const PAGE: usize = 1_000;
+
 /// Records newer than the view, the floor, the clock, and whether the records exist at all.
 type CatchUpReply = (Vec<(String, u64)>, Option<u64>, Option<u64>, bool);
 
@@ -81,34 +84,68 @@ impl View {
             return Ok(());
         }
         let _only_one = self.catching_up.lock().await;
-        let known = self.cursor.load(Ordering::Acquire);
-        if clock <= known {
-            return Ok(());
+        // Page by page, so that progress survives a timeout: a process arriving at a long backlog
+        // catches up over several reads instead of never.
+        loop {
+            let known = self.cursor.load(Ordering::Acquire);
+            if clock <= known {
+                return Ok(());
+            }
+            let (fetched, floor, now, records_exist): CatchUpReply = redis::pipe()
+                .atomic()
+                .cmd("ZRANGE")
+                .arg(&keys.records)
+                .arg(format!("({known}"))
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(PAGE)
+                .arg("WITHSCORES")
+                .get(&keys.floor)
+                .get(&keys.epoch)
+                .exists(&keys.records)
+                .query_async(conn)
+                .await?;
+            let mut floor = floor.unwrap_or(0);
+            let now = now.unwrap_or(0);
+            if !records_exist && floor < now {
+                // The records were evicted (an allkeys-* policy) although invalidations happened:
+                // nothing filled before now can be trusted.
+                tracing::warn!(
+                    "invalidation records missing from Redis; treating older entries as gone"
+                );
+                floor = now;
+            }
+            let full_page = fetched.len() >= PAGE;
+            let newest = fetched.iter().map(|(_, at)| *at).max().unwrap_or(0);
+            self.apply(fetched, floor);
+            let cursor = if full_page {
+                // Records after the page may share its last tick: stop just below it, unless the whole
+                // page is that one tick, whose remaining records are then read in one go.
+                if newest - 1 > known {
+                    newest - 1
+                } else {
+                    let rest: Vec<(String, u64)> = redis::cmd("ZRANGE")
+                        .arg(&keys.records)
+                        .arg(newest)
+                        .arg(newest)
+                        .arg("BYSCORE")
+                        .arg("WITHSCORES")
+                        .query_async(conn)
+                        .await?;
+                    self.apply(rest, floor);
+                    newest
+                }
+            } else {
+                clock.max(now).max(newest)
+            };
+            self.cursor.fetch_max(cursor, Ordering::AcqRel);
+            tracing::trace!(cursor, "invalidation view caught up");
         }
-        let (fetched, floor, now, records_exist): CatchUpReply = redis::pipe()
-            .atomic()
-            .cmd("ZRANGE")
-            .arg(&keys.records)
-            .arg(format!("({known}"))
-            .arg("+inf")
-            .arg("BYSCORE")
-            .arg("WITHSCORES")
-            .get(&keys.floor)
-            .get(&keys.epoch)
-            .exists(&keys.records)
-            .query_async(conn)
-            .await?;
-        let mut floor = floor.unwrap_or(0);
-        let now = now.unwrap_or(0);
-        if !records_exist && floor < now {
-            // The records were evicted (an allkeys-* policy) although invalidations happened: nothing
-            // filled before now can be trusted.
-            tracing::warn!(
-                "invalidation records missing from Redis; treating older entries as gone"
-            );
-            floor = now;
-        }
-        let newest = fetched.iter().map(|(_, at)| *at).max().unwrap_or(0);
+    }
+
+    fn apply(&self, fetched: Vec<(String, u64)>, floor: u64) {
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         for (name, at) in fetched {
             if let Some(tag) = name.strip_prefix("t:") {
@@ -126,11 +163,6 @@ impl View {
         if records.tags.len() + records.keys.len() > self.max_records {
             forget_oldest(&mut records);
         }
-        drop(records);
-        let cursor = clock.max(now).max(newest);
-        self.cursor.fetch_max(cursor, Ordering::AcqRel);
-        tracing::trace!(cursor, "invalidation view caught up");
-        Ok(())
     }
 
     #[cfg(test)]

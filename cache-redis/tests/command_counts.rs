@@ -106,3 +106,19 @@ async fn a_hit_is_one_mget_and_nothing_else() {
     calls.remove("config|resetstat");
     assert_eq!(calls, BTreeMap::from([("mget".to_owned(), 100)]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_size_is_the_number_of_connections() {
+    let server = RedisServer::start();
+    let options = RedisOptions::default()
+        .timeout(Duration::from_secs(10))
+        .pool_size(3);
+    let store = RedisStore::<u32>::connect(&server.url(), options).unwrap();
+    let gets = (0..30).map(|i| store.get(&CacheKey::from(format!("k{i}"))));
+    for lookup in join_all(gets).await {
+        lookup.unwrap();
+    }
+    // CLIENT LIST has one line per connection, this probe's own included.
+    let clients = server.command(&["CLIENT", "LIST"]).lines().count();
+    assert_eq!(clients, 3 + 1);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::codec::MessagePack;
-use cache_core::{CacheKey, CacheLayer, Policy, PutEntry, Store};
+use cache_core::{CacheKey, CacheLayer, Invalidate, Policy, PutEntry, Store};
 use cache_redis::{EnvStore, RedisOptions, RedisStore};
 use redis_test_server::RedisServer;
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
@@ -40,21 +40,42 @@ fn options() -> RedisOptions {
 async fn two_processes_share_entries_and_flights_stay_single() {
     let server = RedisServer::start();
     let calls = Calls::default();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (counted, held) = (Arc::clone(&calls), Arc::clone(&gate));
+    // The leader's call waits at the gate until every other caller has joined its flight.
+    let gated = service_fn(move |id: u64| {
+        let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        let gate = Arc::clone(&held);
+        async move {
+            gate.acquire().await.expect("gate").forget();
+            Ok::<_, BoxError>(format!("value {id} #{call}"))
+        }
+    });
     let first = CacheLayer::new(
         RedisStore::<String>::connect(&server.url(), options()).unwrap(),
         policy(),
     );
+    let first_stats = first.stats();
+    let first = first.layer(gated);
     let second = CacheLayer::new(
         RedisStore::<String>::connect(&server.url(), options()).unwrap(),
         policy(),
     );
-    let first = first.layer(upstream(&calls, Duration::from_millis(100)));
     let second_stats = second.stats();
-    let second = second.layer(upstream(&calls, Duration::from_millis(100)));
+    let second = second.layer(upstream(&calls, Duration::ZERO));
 
     let burst: Vec<_> = (0..200)
         .map(|_| tokio::spawn(first.clone().oneshot(1)))
         .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first_stats.snapshot().dedupes < 199 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "callers did not all join the flight"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    gate.add_permits(1);
     for reply in burst {
         assert_eq!(reply.await.unwrap().unwrap(), "value 1 #1");
     }
@@ -70,6 +91,70 @@ async fn two_processes_share_entries_and_flights_stay_single() {
         "the other process hits"
     );
     assert_eq!(second_stats.snapshot().hits, 1);
+}
+
+#[tokio::test]
+async fn a_write_update_supersedes_a_fill_in_flight_in_another_process() {
+    use cache_core::{Lookup, PutOutcome};
+
+    let server = RedisServer::start();
+    let reader = RedisStore::<String>::connect(&server.url(), options()).unwrap();
+    let writer = RedisStore::<String>::connect(&server.url(), options()).unwrap();
+    let key = CacheKey::from("item:1");
+    let entry = |value: &str, stamp| PutEntry {
+        value: value.to_owned(),
+        ttl: Duration::from_secs(60),
+        tags: vec!["item:1".to_owned()],
+        stamp,
+    };
+    // The reader misses and fetches the old value...
+    let Lookup::Miss { stamp } = reader.get(&key).await.unwrap() else {
+        panic!("empty")
+    };
+    // ...the writer stores the write's answer...
+    assert_eq!(
+        writer.update(&key, entry("new", None)).await.unwrap(),
+        PutOutcome::Stored
+    );
+    // ...and the reader's late fill is refused.
+    assert_eq!(
+        reader.put(&key, entry("old", Some(stamp))).await.unwrap(),
+        PutOutcome::Superseded
+    );
+    let Lookup::Hit { value, stamp: base } = reader.get(&key).await.unwrap() else {
+        panic!("cached")
+    };
+    assert_eq!(value, "new");
+
+    // Edits based on that entry: the first lands, a second based on the same read is refused.
+    assert_eq!(
+        writer
+            .update(&key, entry("edit one", Some(base)))
+            .await
+            .unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        reader
+            .update(&key, entry("edit two", Some(base)))
+            .await
+            .unwrap(),
+        PutOutcome::Superseded
+    );
+    let Lookup::Hit { value, .. } = reader.get(&key).await.unwrap() else {
+        panic!("cached")
+    };
+    assert_eq!(value, "edit one");
+
+    // A later invalidation of its tag still removes an updated entry.
+    writer
+        .invalidate_tags(&["item:1".to_owned()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        reader.get(&key).await.unwrap(),
+        Lookup::Miss { .. }
+    ));
 }
 
 #[tokio::test]

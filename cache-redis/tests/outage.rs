@@ -76,3 +76,46 @@ async fn requests_survive_a_redis_crash_and_caching_resumes_after_restart() {
     }
     assert!(resumed, "caching resumed after Redis came back");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_costs_at_most_the_timeout_and_caching_resumes() {
+    let server = RedisServer::start();
+    let timeout = Duration::from_millis(100);
+    let store =
+        RedisStore::<String>::connect(&server.url(), RedisOptions::default().timeout(timeout))
+            .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let upstream = service_fn(move |id: u64| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, BoxError>(format!("value {id}")) }
+    });
+    let policy = Policy::new(|id: &u64| Some(format!("item:{id}"))).ttl(Duration::from_secs(60));
+    let layer = CacheLayer::new(store, policy);
+    let stats = layer.stats();
+    let service = layer.layer(upstream);
+    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1");
+
+    server.pause();
+    for _ in 0..20 {
+        // Bounded by the store timeout: an unbounded wait would hang here until the test harness kills it.
+        let answer =
+            tokio::time::timeout(Duration::from_secs(30), service.clone().oneshot(1)).await;
+        assert_eq!(answer.expect("no request hangs").unwrap(), "value 1");
+    }
+    assert!(stats.snapshot().store_errors >= 1);
+    server.resume();
+
+    let mut resumed = false;
+    for _ in 0..100 {
+        let hits = stats.snapshot().hits;
+        service.clone().oneshot(2).await.unwrap();
+        service.clone().oneshot(2).await.unwrap();
+        if stats.snapshot().hits > hits {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(resumed, "caching resumed once Redis answered again");
+}

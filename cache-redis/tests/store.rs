@@ -371,3 +371,34 @@ async fn evicted_invalidation_records_never_revive_entries() {
         "fills after the loss are cached again"
     );
 }
+
+#[tokio::test]
+async fn a_new_process_catches_up_on_a_long_backlog_page_by_page() {
+    let server = RedisServer::start();
+    let writer = store::<Member>(&server, "backlog:");
+    for (key, tag) in [
+        ("early", "t:10"),
+        ("late", "t:2400"),
+        ("bulk", "bulk:1499"),
+        ("kept", "other"),
+    ] {
+        fill(&writer, key, member(1), &[tag]).await;
+    }
+    // 2,500 invalidations of one tag each, then one invalidation of 1,500 tags at a single tick: more
+    // records than one catch-up page, and one tick larger than a page.
+    for i in 0..2_500 {
+        writer.invalidate_tags(&[format!("t:{i}")]).await.unwrap();
+    }
+    let bulk: Vec<String> = (0..1_500).map(|i| format!("bulk:{i}")).collect();
+    writer.invalidate_tags(&bulk).await.unwrap();
+
+    let newcomer = store::<Member>(&server, "backlog:");
+    for key in ["early", "late", "bulk"] {
+        assert_eq!(
+            hit(&newcomer, key).await,
+            None,
+            "{key} must be gone for a process that never saw it"
+        );
+    }
+    assert_eq!(hit(&newcomer, "kept").await, Some(member(1)));
+}
