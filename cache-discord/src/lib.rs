@@ -48,7 +48,8 @@
 //! # What is cached
 //!
 //! `GET` requests, with a `Bot` or `Bearer` token, whose path is exactly one of these (after an optional
-//! `/api/v10`, `/api/v9` or `/api` prefix; full URLs work, the host is ignored):
+//! `/api/v10` or `/api/v9` prefix; full URLs work, the host is ignored; unversioned `/api/` passes
+//! through, since Discord answers it with an older version's shapes):
 //!
 //! | read | key | tags | TTL (variable, default) |
 //! |---|---|---|---|

@@ -4,7 +4,7 @@ use cache_discord::{Route, RouteQuery};
 use http::{Method, Uri};
 use proptest::prelude::*;
 
-const PREFIXES: [&str; 4] = ["", "/api", "/api/v9", "/api/v10"];
+const PREFIXES: [&str; 3] = ["", "/api/v9", "/api/v10"];
 
 fn methods() -> impl Strategy<Value = Method> {
     prop_oneof![

@@ -44,7 +44,6 @@ fn bearer() -> String {
 fn spellings(path: &str) -> Vec<String> {
     vec![
         path.to_owned(),
-        format!("/api{path}"),
         format!("/api/v9{path}"),
         format!("/api/v10{path}"),
         format!("https://discord.com/api/v10{path}"),

@@ -3,7 +3,8 @@
 //! Only exact shapes are recognised: a look-alike (`/guilds/1/roles/member-counts`,
 //! `/guilds/1/members/@me`, `/guilds/1/members/search`), a percent-encoded or dot segment, an empty
 //! segment, a trailing slash or a non-numeric id is not a route, and the policy passes it straight
-//! through. Accepted prefixes are `/api/v10`, `/api/v9`, `/api` and none; full URLs are accepted (the
+//! through. Accepted prefixes are `/api/v10`, `/api/v9` and none (unversioned `/api/` is served by Discord with an
+//! older version's shapes, so it passes through); full URLs are accepted (the
 //! host is not part of the key: the wrapped client talks to one Discord API).
 //!
 //! ```

@@ -4,9 +4,10 @@ use http::Method;
 
 use super::{Route, Snowflake};
 
-/// API prefixes accepted before a route, longest first. Other versions are not recognised: their
-/// answers may differ in shape.
-const PREFIXES: [&str; 3] = ["/api/v10/", "/api/v9/", "/api/"];
+/// API prefixes accepted before a route. Other versions, and `/api/` without a version (which Discord
+/// serves with an old default version), are not recognised: their answers may differ in shape, and
+/// sharing entries with them could hand a v10 client a v6-shaped answer.
+const PREFIXES: [&str; 2] = ["/api/v10/", "/api/v9/"];
 
 /// The most segments any route has.
 const MAX_SEGMENTS: usize = 6;
@@ -162,7 +163,6 @@ mod tests {
     fn prefixes_and_bare_paths() {
         for path in [
             "/users/@me/guilds",
-            "/api/users/@me/guilds",
             "/api/v9/users/@me/guilds",
             "/api/v10/users/@me/guilds",
         ] {
@@ -173,6 +173,7 @@ mod tests {
             );
         }
         for path in [
+            "/api/users/@me/guilds",
             "/api/v8/users/@me/guilds",
             "/api/v11/users/@me/guilds",
             "/v10/users/@me/guilds",
