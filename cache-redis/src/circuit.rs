@@ -2,8 +2,9 @@
 //!
 //! bb8 keeps a checkout waiting until its timeout when no connection can be opened, so during an outage
 //! every request would pay the full store timeout before going to the inner service. After a failure at the
-//! connection level the circuit opens for [`RETRY_AFTER`]: operations fail at once (still counted as store
-//! errors by the layer), then the next one tries Redis again, and a success closes the circuit.
+//! connection level the circuit opens for [`RETRY_AFTER`]: reads and writes of entries fail at once (still
+//! counted as store errors by the layer); then one operation probes Redis while the others keep failing
+//! fast, and its success closes the circuit. Invalidations always try Redis.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,10 +30,22 @@ impl Circuit {
         u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// True while operations should not try Redis.
-    pub(crate) fn is_open(&self) -> bool {
+    /// Whether an operation may try Redis now. While open, no; once the window is over, exactly one
+    /// caller is let through to probe (the window is renewed for the others), and its outcome closes or
+    /// re-opens the circuit.
+    pub(crate) fn allows(&self) -> bool {
         let until = self.open_until.load(Ordering::Relaxed);
-        until != 0 && self.now() < until
+        if until == 0 {
+            return true;
+        }
+        let now = self.now();
+        if now < until {
+            return false;
+        }
+        let renewed = now + u64::try_from(RETRY_AFTER.as_micros()).unwrap_or(u64::MAX);
+        self.open_until
+            .compare_exchange(until, renewed, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 
     pub(crate) fn trip(&self) {

@@ -34,26 +34,33 @@
 //!   [view](#invalidations) of the invalidations.
 //! - **A put is one script** that stores the entry with its TTL (`SET ... PX`) unless one of its tags or its
 //!   key was invalidated after its fill started: a late fill cannot resurrect.
+//! - **A write's update is one script** too: it records the update like an invalidation of the key, so
+//!   fills that started before the write cannot overwrite it, and stores the entry stamped with that
+//!   record; an edit of a cached entry is refused when the entry changed since it was read.
 //! - **An invalidation is one script of a constant number of commands**, whatever the number of entries
 //!   carrying the tag: it ticks the clock `{prefix}:epoch` and records the tick under the tag in the sorted
 //!   set `{prefix}:inv`.
 //! - <a id="invalidations"></a>**Invalidations reach every process at its next read.** The clock comes back
 //!   with every `MGET`; a process whose view is behind fetches the newer records first (one atomic
 //!   pipeline, shared by its concurrent readers). An invalidation that has returned is therefore honoured by
-//!   any later read, in any process, and clocks of machines never matter: the only clock is the counter in
-//!   Redis.
+//!   any later read, in any process, and the clocks of the application's machines never matter: the only
+//!   clock is the one in Redis (a counter that never falls behind the server's time, so losing its key
+//!   cannot make an old entry look newer than a later invalidation).
 //! - **Bounded bookkeeping without chores.** `{prefix}:inv` keeps at most
 //!   `CACHE_REDIS_INVALIDATION_RECORDS` records; trimming the oldest raises `{prefix}:floor`, and entries
 //!   filled before the floor count as gone (extra misses, never stale hits). Entries expire by their own
 //!   TTL. Nothing else is written.
 //! - **Fail open.** Every operation (connection checkout included) has a timeout. A refused connection, a
 //!   timeout, a wrong type at a key or an undecodable value is an error or a miss for the layer, which
-//!   answers from the inner service and counts it. A connection that fails at the I/O level is retired and
-//!   replaced on next use, so caching resumes by itself when Redis is back. While Redis cannot be reached,
-//!   operations fail at once for [`RETRY_AFTER`] instead of each waiting for its timeout.
-//! - **No `PING` per checkout.** bb8's default checkout test doubles a hit's round trips; this store's pool
-//!   tests a flag set by failed operations instead, and clones the multiplexed connection out of the pool so
-//!   that concurrent requests share one socket.
+//!   answers from the inner service and counts it. A connection whose operation failed at the I/O level or
+//!   timed out is retired and replaced on next use, so caching resumes by itself when Redis is back. While
+//!   Redis cannot be reached, reads and puts fail at once for [`RETRY_AFTER`] instead of each waiting for
+//!   its timeout, then one operation probes; invalidations always try Redis, since a lost invalidation
+//!   would leave entries stale.
+//! - **No `PING` per checkout, no pool lock per hit.** bb8's default checkout test doubles a hit's round
+//!   trips; this store's pool tests a flag set by failed operations instead. Each of the
+//!   `CACHE_REDIS_POOL_SIZE` connections stays checked out in a slot, and operations clone the
+//!   multiplexed connection out of a slot, so concurrent requests share sockets and pipeline.
 //! - **`clear`** raises the floor (one script), then unlinks `{prefix}:e:*` with `SCAN` in the background.
 //!   Never `KEYS`, never `FLUSHALL`.
 //!

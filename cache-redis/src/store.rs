@@ -82,32 +82,44 @@ impl<V, C: Codec> RedisStore<V, C> {
     /// [`Error::InvalidConfig`] naming `REDIS_URL` when the URL cannot be parsed.
     pub fn with_codec(url: &str, options: RedisOptions, codec: C) -> Result<Self, Error> {
         let client = open_client(url, &options)?;
-        let connections = Connections::own(client, options.pool_size, options.timeout);
-        Ok(Self::from_connections(connections, options, codec))
+        let connections = Connections::own(client, options.pool_size.max(1), options.timeout);
+        Self::from_connections(connections, options, codec)
     }
 
     /// A store on a pool the application already has.
     ///
     /// bb8 tests each checkout with a `PING` unless the pool was built with `test_on_check_out(false)`:
     /// turn that off, or every hit costs two round trips.
-    pub fn from_pool(pool: SharedPool, options: RedisOptions, codec: C) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the options' key prefix is not a valid prefix.
+    pub fn from_pool(pool: SharedPool, options: RedisOptions, codec: C) -> Result<Self, Error> {
         Self::from_connections(shared_pool(pool), options, codec)
     }
 
-    fn from_connections(connections: Connections, options: RedisOptions, codec: C) -> Self {
+    fn from_connections(
+        connections: Connections,
+        options: RedisOptions,
+        codec: C,
+    ) -> Result<Self, Error> {
+        // The fields are public: check again what the builder methods check, since a glob character in
+        // the prefix would let `clear` reach other prefixes.
+        let key_prefix = cache_core::CacheConfig::default()
+            .key_prefix(options.key_prefix)?
+            .key_prefix;
         let inner = Inner {
             connections,
             circuit: Circuit::new(),
-            keys: Keys::new(&options.key_prefix),
+            keys: Keys::new(&key_prefix),
             view: View::new(options.max_invalidation_records),
             codec,
             timeout: options.timeout,
-            max_records: options.max_invalidation_records,
+            max_records: options.max_invalidation_records.max(2),
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(inner),
             _value: PhantomData,
-        }
+        })
     }
 }
 
@@ -148,7 +160,7 @@ impl<C: Codec> Inner<C> {
         F: FnOnce(Checkout) -> Fut,
         Fut: Future<Output = Result<T, (Checkout, OpError)>>,
     {
-        if fail_fast && self.circuit.is_open() {
+        if fail_fast && !self.circuit.allows() {
             return Err(Error::store(
                 operation,
                 "Redis unreachable; retrying shortly",

@@ -231,3 +231,40 @@ async fn an_entry_of_another_codec_is_a_counted_miss_through_the_layer() {
         (1, 1, 1)
     );
 }
+
+#[tokio::test]
+async fn a_store_on_the_applications_own_pool() {
+    use cache_core::codec::Bincode;
+    use cache_core::Lookup;
+    use cache_redis::bb8_redis::{bb8, RedisConnectionManager};
+
+    let server = RedisServer::start();
+    let manager = RedisConnectionManager::new(server.url()).unwrap();
+    let pool = bb8::Pool::builder()
+        .test_on_check_out(false)
+        .max_size(2)
+        .build(manager)
+        .await
+        .unwrap();
+    let store = RedisStore::<String, _>::from_pool(pool, options(), Bincode).unwrap();
+    let entry = PutEntry {
+        value: "pooled".to_owned(),
+        ttl: Duration::from_secs(5),
+        tags: vec![],
+        stamp: None,
+    };
+    store.put(&CacheKey::from("k"), entry).await.unwrap();
+    let Lookup::Hit { value, .. } = store.get(&CacheKey::from("k")).await.unwrap() else {
+        panic!("cached")
+    };
+    assert_eq!(value, "pooled");
+
+    let mut bad = options();
+    bad.key_prefix = "glob*".to_owned();
+    let manager = RedisConnectionManager::new(server.url()).unwrap();
+    let pool = bb8::Pool::builder().build_unchecked(manager);
+    let error = RedisStore::<String, _>::from_pool(pool, bad, Bincode)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("CACHE_KEY_PREFIX"), "{error}");
+}
