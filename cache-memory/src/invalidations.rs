@@ -6,53 +6,16 @@
 //! `floor` rises to the newest forgotten record: every entry stamped before the floor counts as dead. That
 //! may cost a few extra misses, never a stale hit, and it keeps this table bounded whatever happens.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-#[derive(Default)]
-struct Records {
-    tags: HashMap<String, u64>,
-    keys: HashMap<String, u64>,
-    /// Entries stamped before this are dead (set by `clear` and by forgetting records).
-    floor: u64,
-}
-
-impl Records {
-    fn len(&self) -> usize {
-        self.tags.len() + self.keys.len()
-    }
-
-    fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {
-        stamp < self.floor
-            || self.keys.get(key).is_some_and(|&at| at > stamp)
-            || tags
-                .iter()
-                .any(|tag| self.tags.get(tag.as_str()).is_some_and(|&at| at > stamp))
-    }
-
-    /// Forgets the older half of the records and raises the floor past them.
-    fn forget_oldest(&mut self) {
-        let mut times: Vec<u64> = self
-            .tags
-            .values()
-            .chain(self.keys.values())
-            .copied()
-            .collect();
-        let middle = times.len() / 2;
-        let (_, &mut cutoff, _) = times.select_nth_unstable(middle);
-        self.tags.retain(|_, at| *at > cutoff);
-        self.keys.retain(|_, at| *at > cutoff);
-        // A forgotten record at `cutoff` killed entries stamped before it: so does the floor now.
-        self.floor = self.floor.max(cutoff);
-    }
-}
+use cache_core::store::InvalidationRecords;
 
 pub(crate) struct Invalidations {
     clock: AtomicU64,
     /// Time of the newest invalidation: entries stamped at or after it skip the table entirely.
     latest: AtomicU64,
-    records: RwLock<Records>,
+    records: RwLock<InvalidationRecords>,
     max_records: usize,
 }
 
@@ -81,14 +44,14 @@ impl Invalidations {
     pub(crate) fn invalidate_tags(&self, tags: &[String]) {
         self.record(|records, at| {
             for tag in tags {
-                records.tags.insert(tag.clone(), at);
+                records.record_tag(tag, at);
             }
         });
     }
 
     pub(crate) fn invalidate_key(&self, key: &str) {
         self.record(|records, at| {
-            records.keys.insert(key.to_owned(), at);
+            records.record_key(key, at);
         });
     }
 
@@ -107,47 +70,39 @@ impl Invalidations {
             return false;
         }
         let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
-        records.keys.insert(key.to_owned(), at);
+        records.record_key(key, at);
         // The entry goes in under the lock, so two updates of one key land in the order of their times.
         store(at);
-        if records.len() > self.max_records {
-            records.forget_oldest();
-        }
+        records.cap(self.max_records);
         drop(records);
         self.latest.fetch_max(at, Ordering::AcqRel);
         true
     }
 
     pub(crate) fn clear(&self) {
-        self.record(|records, at| {
-            records.tags.clear();
-            records.keys.clear();
-            records.floor = at;
-        });
+        self.record(|records, at| records.raise_floor(at));
     }
 
     pub(crate) fn record_count(&self) -> usize {
         self.read().len()
     }
 
-    fn record(&self, write: impl FnOnce(&mut Records, u64)) {
+    fn record(&self, write: impl FnOnce(&mut InvalidationRecords, u64)) {
         let mut records = self.write();
         // Fills stamped before this tick are older than the invalidation; fills stamped from now on are not.
         let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
         write(&mut records, at);
-        if records.len() > self.max_records {
-            records.forget_oldest();
-        }
+        records.cap(self.max_records);
         drop(records);
         self.latest.fetch_max(at, Ordering::AcqRel);
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Records> {
+    fn read(&self) -> RwLockReadGuard<'_, InvalidationRecords> {
         // Writers run no user code under the lock: a poisoned table is still consistent.
         self.records.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Records> {
+    fn write(&self) -> RwLockWriteGuard<'_, InvalidationRecords> {
         self.records.write().unwrap_or_else(PoisonError::into_inner)
     }
 }

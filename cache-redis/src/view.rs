@@ -7,10 +7,10 @@
 //! process that notices at the same time). So an invalidation made by any process is honoured by the
 //! next read anywhere, and reads pay for invalidations only when there are some.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
+use cache_core::store::InvalidationRecords;
 use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
 
@@ -22,17 +22,10 @@ const PAGE: usize = 1_000;
 /// Records newer than the view, the floor, the clock, and whether the records exist at all.
 type CatchUpReply = (Vec<(String, u64)>, Option<u64>, Option<u64>, bool);
 
-#[derive(Default)]
-struct Records {
-    tags: HashMap<String, u64>,
-    keys: HashMap<String, u64>,
-    floor: u64,
-}
-
 pub(crate) struct View {
     /// Every invalidation up to this clock value is in `records` (or below `floor`).
     cursor: AtomicU64,
-    records: RwLock<Records>,
+    records: RwLock<InvalidationRecords>,
     catching_up: tokio::sync::Mutex<()>,
     max_records: usize,
 }
@@ -63,11 +56,7 @@ impl View {
             return false;
         }
         let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
-        stamp < records.floor
-            || records.keys.get(key).is_some_and(|&at| at > stamp)
-            || tags
-                .iter()
-                .any(|tag| records.tags.get(tag.as_str()).is_some_and(|&at| at > stamp))
+        records.is_dead(key, tags, stamp)
     }
 
     /// Brings the view up to `clock`, the invalidation clock read by the caller.
@@ -149,43 +138,22 @@ impl View {
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         for (name, at) in fetched {
             if let Some(tag) = name.strip_prefix("t:") {
-                records.tags.insert(tag.to_owned(), at);
+                records.record_tag(tag, at);
             } else if let Some(key) = name.strip_prefix("k:") {
-                records.keys.insert(key.to_owned(), at);
+                records.record_key(key, at);
             }
         }
-        if floor > records.floor {
-            records.floor = floor;
-            // Records at or below the floor say nothing the floor does not.
-            records.tags.retain(|_, at| *at > floor);
-            records.keys.retain(|_, at| *at > floor);
-        }
-        if records.tags.len() + records.keys.len() > self.max_records {
-            forget_oldest(&mut records);
-        }
+        records.raise_floor(floor);
+        records.cap(self.max_records);
     }
 
     #[cfg(test)]
     fn record_count(&self) -> usize {
-        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
-        records.tags.len() + records.keys.len()
+        self.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
-}
-
-/// Forgets the older half of the records, raising the floor past them: a few extra misses, never a
-/// stale hit.
-fn forget_oldest(records: &mut Records) {
-    let mut times: Vec<u64> = records
-        .tags
-        .values()
-        .chain(records.keys.values())
-        .copied()
-        .collect();
-    let middle = times.len() / 2;
-    let (_, &mut cutoff, _) = times.select_nth_unstable(middle);
-    records.tags.retain(|_, at| *at > cutoff);
-    records.keys.retain(|_, at| *at > cutoff);
-    records.floor = records.floor.max(cutoff);
 }
 
 #[cfg(test)]
@@ -193,23 +161,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn forgetting_raises_the_floor_past_what_was_forgotten() {
-        let mut records = Records::default();
-        for i in 1..=10 {
-            records.tags.insert(format!("t{i}"), i);
-        }
-        forget_oldest(&mut records);
-        assert_eq!(records.floor, 6);
-        assert_eq!(records.tags.len(), 4);
+    fn a_view_at_the_clock_skips_the_table() {
         let view = View::new(10);
-        *view.records.write().unwrap() = records;
-        view.cursor.store(10, Ordering::Release);
-        assert!(view.is_dead("k", &[], 3), "stamped before the floor");
+        view.apply(vec![("t:a".to_owned(), 5), ("k:key".to_owned(), 7)], 0);
+        view.cursor.store(7, Ordering::Release);
+        assert!(view.is_dead("x", &["a".to_owned()], 4));
+        assert!(view.is_dead("key", &[], 6));
         assert!(
-            view.is_dead("k", &["t9".to_owned()], 7),
-            "t9 invalidated at 9 > 7"
+            !view.is_dead("key", &["a".to_owned()], 7),
+            "stamped at the cursor: nothing newer known"
         );
-        assert!(!view.is_dead("k", &["t9".to_owned()], 9));
-        assert_eq!(view.record_count(), 4);
+        assert_eq!(view.record_count(), 2);
     }
 }

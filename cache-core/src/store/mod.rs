@@ -24,8 +24,10 @@
 //! entry that cannot be decoded is [`Lookup::Undecodable`], a miss that the next fill overwrites.
 
 mod future;
+mod records;
 
 pub use future::StoreFuture;
+pub use records::InvalidationRecords;
 
 use std::time::Duration;
 
