@@ -15,26 +15,62 @@ use bb8_redis::RedisConnectionManager;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
 
-/// A pooled connection and the flag that retires it.
+use crate::tracking::{RedisErrorText, Tracking};
+
+/// A pooled connection, the flag that retires it, and whether Redis pushes invalidation notices on it.
 pub(crate) struct FlaggedConnection {
     connection: MultiplexedConnection,
     broken: Arc<AtomicBool>,
+    tracked: bool,
 }
 
 /// bb8 manager of [`FlaggedConnection`]s: validity is the flag, never a round trip.
 pub(crate) struct FlaggedManager {
-    client: Client,
+    plain: Client,
+    /// The same server, spoken to in RESP3 for tracked connections.
+    resp3: Client,
     config: AsyncConnectionConfig,
+    tracking: Arc<Tracking>,
 }
 
 impl FlaggedManager {
-    pub(crate) fn new(client: Client, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        plain: Client,
+        resp3: Client,
+        timeout: Duration,
+        tracking: Arc<Tracking>,
+    ) -> Self {
         // Every operation already runs under the store's own timeout; a second timer per request inside
         // redis-rs would only cost a timer-wheel insert and removal on every hit.
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(None);
-        Self { client, config }
+        Self {
+            plain,
+            resp3,
+            config,
+            tracking,
+        }
+    }
+
+    async fn connect_tracked(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = self
+            .config
+            .clone()
+            .set_push_sender(self.tracking.listener());
+        let mut connection = self
+            .resp3
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(&self.tracking.watched)
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(connection)
     }
 }
 
@@ -43,13 +79,36 @@ impl ManageConnection for FlaggedManager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<FlaggedConnection, RedisError> {
+        let broken = Arc::new(AtomicBool::new(false));
+        if self.tracking.enabled() {
+            match self.connect_tracked().await {
+                Ok(connection) => {
+                    // What changed before this connection was tracked is unknown to it.
+                    self.tracking.notice();
+                    return Ok(FlaggedConnection {
+                        connection,
+                        broken,
+                        tracked: true,
+                    });
+                }
+                // The server answered, and said no: it cannot track (no RESP3, no CLIENT TRACKING).
+                Err(error)
+                    if error.kind() == ErrorKind::RESP3NotSupported
+                        || error.code() == Some("ERR") =>
+                {
+                    self.tracking.disable(&RedisErrorText(error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
         let connection = self
-            .client
+            .plain
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
         Ok(FlaggedConnection {
             connection,
-            broken: Arc::new(AtomicBool::new(false)),
+            broken,
+            tracked: false,
         })
     }
 
@@ -125,6 +184,8 @@ impl Slots {
 /// A connection for one operation.
 pub(crate) struct Checkout {
     pub(crate) connection: MultiplexedConnection,
+    /// Redis pushes invalidation notices on this connection.
+    pub(crate) tracked: bool,
     broken: Option<Arc<AtomicBool>>,
 }
 
@@ -143,6 +204,7 @@ impl Checkout {
     fn of(pooled: &FlaggedConnection) -> Self {
         Self {
             connection: pooled.connection.clone(),
+            tracked: pooled.tracked,
             broken: Some(Arc::clone(&pooled.broken)),
         }
     }
@@ -167,14 +229,20 @@ impl Checkout {
 }
 
 impl Connections {
-    pub(crate) fn own(client: Client, pool_size: u32, timeout: Duration) -> Self {
+    pub(crate) fn own(
+        plain: Client,
+        resp3: Client,
+        pool_size: u32,
+        timeout: Duration,
+        tracking: Arc<Tracking>,
+    ) -> Self {
         let pool = Pool::builder()
             .max_size(pool_size)
             .min_idle(None)
             .test_on_check_out(true)
             .connection_timeout(timeout)
             .retry_connection(false)
-            .build_unchecked(FlaggedManager::new(client, timeout));
+            .build_unchecked(FlaggedManager::new(plain, resp3, timeout, tracking));
         Self::Flagged {
             pool,
             slots: Slots::new(pool_size),
@@ -209,6 +277,7 @@ impl Connections {
                 let pooled = pool.get().await.map_err(run_error)?;
                 Ok(Checkout {
                     connection: pooled.clone(),
+                    tracked: false,
                     broken: None,
                 })
             }

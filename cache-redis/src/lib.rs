@@ -83,6 +83,7 @@ mod keys;
 mod options;
 mod scripts;
 mod store;
+mod tracking;
 mod view;
 
 pub use circuit::RETRY_AFTER;

@@ -40,6 +40,10 @@ pub struct RedisOptions {
     /// PEM certificate authorities to trust for `rediss://`, instead of the system's
     /// (`CACHE_REDIS_TLS_CA_FILE` names a file).
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Ask Redis to push a notice when the invalidation clock changes, so that a hit is a plain `GET`
+    /// (default). Off, or on a server without RESP3 client tracking, every read fetches the clock
+    /// alongside the entry (`MGET`). Both keep the same guarantees.
+    pub client_tracking: bool,
 }
 
 impl Default for RedisOptions {
@@ -50,6 +54,7 @@ impl Default for RedisOptions {
             pool_size: DEFAULT_POOL_SIZE,
             max_invalidation_records: DEFAULT_INVALIDATION_RECORDS,
             tls_ca_pem: None,
+            client_tracking: true,
         }
     }
 }
@@ -62,6 +67,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("pool_size", &self.pool_size)
             .field("max_invalidation_records", &self.max_invalidation_records)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "<set>"))
+            .field("client_tracking", &self.client_tracking)
             .finish()
     }
 }
@@ -99,6 +105,7 @@ impl RedisOptions {
             pool_size,
             max_invalidation_records: usize::try_from(records).unwrap_or(usize::MAX),
             tls_ca_pem,
+            client_tracking: defaults.client_tracking,
         })
     }
 
@@ -129,6 +136,13 @@ impl RedisOptions {
     #[must_use]
     pub fn max_invalidation_records(mut self, records: usize) -> Self {
         self.max_invalidation_records = records.max(2);
+        self
+    }
+
+    /// Turns client tracking on or off (see [`client_tracking`](Self::client_tracking)).
+    #[must_use]
+    pub fn client_tracking(mut self, on: bool) -> Self {
+        self.client_tracking = on;
         self
     }
 

@@ -9,7 +9,7 @@ use cache_core::codec::{envelope, Bincode, Codec};
 use cache_core::{
     CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
 };
-use redis::{Client, RedisError};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -18,6 +18,7 @@ use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
 use crate::options::{redact, RedisOptions, REDIS_URL};
 use crate::scripts;
+use crate::tracking::Tracking;
 use crate::view::View;
 
 /// Keys unlinked per `SCAN` step of [`Invalidate::clear`].
@@ -25,6 +26,7 @@ const CLEAR_BATCH: usize = 500;
 
 struct Inner<C> {
     connections: Connections,
+    tracking: Arc<Tracking>,
     circuit: Circuit,
     keys: Keys,
     view: View,
@@ -81,9 +83,19 @@ impl<V, C: Codec> RedisStore<V, C> {
     /// # Errors
     /// [`Error::InvalidConfig`] naming `REDIS_URL` when the URL cannot be parsed.
     pub fn with_codec(url: &str, options: RedisOptions, codec: C) -> Result<Self, Error> {
-        let client = open_client(url, &options)?;
-        let connections = Connections::own(client, options.pool_size.max(1), options.timeout);
-        Self::from_connections(connections, options, codec)
+        let (plain, resp3) = open_clients(url, &options)?;
+        let tracking = Tracking::new(
+            options.client_tracking,
+            Keys::new(&options.key_prefix).epoch,
+        );
+        let connections = Connections::own(
+            plain,
+            resp3,
+            options.pool_size.max(1),
+            options.timeout,
+            Arc::clone(&tracking),
+        );
+        Self::from_connections(connections, tracking, options, codec)
     }
 
     /// A store on a pool the application already has.
@@ -94,11 +106,14 @@ impl<V, C: Codec> RedisStore<V, C> {
     /// # Errors
     /// [`Error::InvalidConfig`] when the options' key prefix is not a valid prefix.
     pub fn from_pool(pool: SharedPool, options: RedisOptions, codec: C) -> Result<Self, Error> {
-        Self::from_connections(shared_pool(pool), options, codec)
+        // The application's connections are not set up to track the clock: reads fetch it (`MGET`).
+        let tracking = Tracking::new(false, String::new());
+        Self::from_connections(shared_pool(pool), tracking, options, codec)
     }
 
     fn from_connections(
         connections: Connections,
+        tracking: Arc<Tracking>,
         options: RedisOptions,
         codec: C,
     ) -> Result<Self, Error> {
@@ -109,6 +124,7 @@ impl<V, C: Codec> RedisStore<V, C> {
             .key_prefix;
         let inner = Inner {
             connections,
+            tracking,
             circuit: Circuit::new(),
             keys: Keys::new(&key_prefix),
             view: View::new(options.max_invalidation_records),
@@ -123,7 +139,8 @@ impl<V, C: Codec> RedisStore<V, C> {
     }
 }
 
-fn open_client(url: &str, options: &RedisOptions) -> Result<Client, Error> {
+/// Two clients for the URL: the plain one, and the same in RESP3 for connections that track the clock.
+fn open_clients(url: &str, options: &RedisOptions) -> Result<(Client, Client), Error> {
     let invalid = |error: RedisError| {
         cache_core::config::env::invalid(
             REDIS_URL,
@@ -131,18 +148,29 @@ fn open_client(url: &str, options: &RedisOptions) -> Result<Client, Error> {
             format!("not a usable Redis URL: {error}"),
         )
     };
+    let info = url.into_connection_info().map_err(invalid)?;
+    let resp3_settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let resp3_info = info.clone().set_redis_settings(resp3_settings);
     if url.starts_with("rediss://") {
         // rustls needs a process-wide crypto provider; an application may have installed one already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         if let Some(ca) = &options.tls_ca_pem {
-            let certificates = redis::TlsCertificates {
+            let certificates = || redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(ca.clone()),
             };
-            return Client::build_with_tls(url, certificates).map_err(invalid);
+            let plain = Client::build_with_tls(info, certificates()).map_err(invalid)?;
+            let resp3 = Client::build_with_tls(resp3_info, certificates()).map_err(invalid)?;
+            return Ok((plain, resp3));
         }
     }
-    Client::open(url).map_err(invalid)
+    Ok((
+        Client::open(info).map_err(invalid)?,
+        Client::open(resp3_info).map_err(invalid)?,
+    ))
 }
 
 impl<C: Codec> Inner<C> {
@@ -207,24 +235,50 @@ impl<C: Codec> Inner<C> {
         let entry_key = self.keys.entry(&key);
         let (bytes, clock) = self
             .run("get", true, |mut checkout| async move {
-                let reply: RedisResult<(Option<Vec<u8>>, Option<u64>)> = redis::cmd("MGET")
-                    .arg(&entry_key)
-                    .arg(&self.keys.epoch)
-                    .query_async(&mut checkout.connection)
-                    .await;
-                let (bytes, clock) = match reply {
-                    Ok(reply) => reply,
-                    Err(error) => return Err((checkout, OpError::Redis(error))),
+                let conn = &mut checkout.connection;
+                let reply = if checkout.tracked {
+                    // Redis pushes clock changes on this connection ahead of this reply: a plain GET,
+                    // then a look at the notices, is enough.
+                    let got = match redis::cmd("GET")
+                        .arg(&entry_key)
+                        .query_async::<Option<Vec<u8>>>(conn)
+                        .await
+                    {
+                        // Another type at the entry's key: undecodable, so the next fill replaces it.
+                        Err(error) if error.code() == Some("WRONGTYPE") => Ok(Some(Vec::new())),
+                        other => other,
+                    };
+                    match got {
+                        Ok(bytes) => {
+                            let notices = || self.tracking.notices();
+                            self.view
+                                .refresh(notices, &self.keys, conn)
+                                .await
+                                .map(|()| (bytes, 0))
+                        }
+                        Err(error) => Err(error),
+                    }
+                } else {
+                    let mut mget = redis::cmd("MGET");
+                    mget.arg(&entry_key).arg(&self.keys.epoch);
+                    match mget
+                        .query_async::<(Option<Vec<u8>>, Option<u64>)>(conn)
+                        .await
+                    {
+                        Ok((bytes, clock)) => {
+                            let clock = clock.unwrap_or(0);
+                            self.view
+                                .catch_up(clock, &self.keys, conn)
+                                .await
+                                .map(|()| (bytes, clock))
+                        }
+                        Err(error) => Err(error),
+                    }
                 };
-                let clock = clock.unwrap_or(0);
-                if let Err(error) = self
-                    .view
-                    .catch_up(clock, &self.keys, &mut checkout.connection)
-                    .await
-                {
-                    return Err((checkout, OpError::Redis(error)));
+                match reply {
+                    Ok(reply) => Ok(reply),
+                    Err(error) => Err((checkout, OpError::Redis(error))),
                 }
-                Ok((bytes, clock))
             })
             .await?;
         // A fill that follows this miss starts after every invalidation the view knows of.

@@ -25,6 +25,9 @@ type CatchUpReply = (Vec<(String, u64)>, Option<u64>, Option<u64>, bool);
 pub(crate) struct View {
     /// Every invalidation up to this clock value is in `records` (or below `floor`).
     cursor: AtomicU64,
+    /// Tracking notices accounted for: every invalidation noticed up to this count is in the view.
+    noticed: AtomicU64,
+    refreshing: tokio::sync::Mutex<()>,
     records: RwLock<InvalidationRecords>,
     catching_up: tokio::sync::Mutex<()>,
     max_records: usize,
@@ -34,6 +37,8 @@ impl View {
     pub(crate) fn new(max_records: usize) -> Self {
         Self {
             cursor: AtomicU64::new(0),
+            noticed: AtomicU64::new(0),
+            refreshing: tokio::sync::Mutex::new(()),
             records: RwLock::default(),
             catching_up: tokio::sync::Mutex::new(()),
             max_records: max_records.max(2),
@@ -57,6 +62,33 @@ impl View {
         }
         let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
         records.is_dead(key, tags, stamp)
+    }
+
+    /// Brings the view up to date when tracking notices arrived since it last was: `notices` is the
+    /// tracking counter, read after the caller's reply came back.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: notices count as accounted for only once the view has caught up.
+    pub(crate) async fn refresh(
+        &self,
+        notices: impl Fn() -> u64,
+        keys: &Keys,
+        conn: &mut MultiplexedConnection,
+    ) -> RedisResult<()> {
+        if notices() <= self.noticed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _only_one = self.refreshing.lock().await;
+        // Read before the clock: a notice counted here was pushed before the clock is read below, so
+        // what it announced is in what the read returns.
+        let seen = notices();
+        if seen <= self.noticed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let clock: Option<u64> = redis::cmd("GET").arg(&keys.epoch).query_async(conn).await?;
+        self.catch_up(clock.unwrap_or(0), keys, conn).await?;
+        self.noticed.fetch_max(seen, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Brings the view up to `clock`, the invalidation clock read by the caller.

@@ -1,5 +1,5 @@
 //! What each operation costs in Redis commands, counted by the server (`INFO commandstats`): a hit is one
-//! `MGET` (no `PING` per checkout), and invalidating a tag costs the same whether 1,000 or 100,000 entries
+//! `GET` with client tracking, one `MGET` without (never a `PING` per checkout), and invalidating a tag costs the same whether 1,000 or 100,000 entries
 //! carry it.
 
 use std::collections::BTreeMap;
@@ -85,10 +85,11 @@ async fn a_hundred_thousand_carriers_cost_what_a_thousand_do() {
     }
 }
 
-#[tokio::test]
-async fn a_hit_is_one_mget_and_nothing_else() {
+async fn commands_for_a_hundred_hits(tracking: bool) -> BTreeMap<String, u64> {
     let server = RedisServer::start();
-    let options = RedisOptions::default().timeout(Duration::from_secs(10));
+    let options = RedisOptions::default()
+        .timeout(Duration::from_secs(10))
+        .client_tracking(tracking);
     let store = RedisStore::<u32>::connect(&server.url(), options).unwrap();
     fill(&store, "t", 10).await;
     store.get(&CacheKey::from("t:0")).await.unwrap(); // connections are open and warm
@@ -104,7 +105,23 @@ async fn a_hit_is_one_mget_and_nothing_else() {
     let mut calls = command_calls(&server);
     calls.remove("info");
     calls.remove("config|resetstat");
-    assert_eq!(calls, BTreeMap::from([("mget".to_owned(), 100)]));
+    calls
+}
+
+#[tokio::test]
+async fn a_hit_is_one_get_with_client_tracking() {
+    assert_eq!(
+        commands_for_a_hundred_hits(true).await,
+        BTreeMap::from([("get".to_owned(), 100)])
+    );
+}
+
+#[tokio::test]
+async fn a_hit_is_one_mget_without_client_tracking() {
+    assert_eq!(
+        commands_for_a_hundred_hits(false).await,
+        BTreeMap::from([("mget".to_owned(), 100)])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
