@@ -38,7 +38,8 @@ impl Invalidations {
         if stamp >= self.latest.load(Ordering::Acquire) {
             return false;
         }
-        self.read().is_dead(key, tags, stamp)
+        self.read()
+            .is_dead(key, tags.iter().map(String::as_str), stamp)
     }
 
     pub(crate) fn invalidate_tags(&self, tags: &[String]) {
@@ -66,7 +67,7 @@ impl Invalidations {
         store: impl FnOnce(u64),
     ) -> bool {
         let mut records = self.write();
-        if base.is_some_and(|base| records.is_dead(key, tags, base)) {
+        if base.is_some_and(|base| records.is_dead(key, tags.iter().map(String::as_str), base)) {
             return false;
         }
         let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;

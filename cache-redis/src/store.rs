@@ -286,15 +286,19 @@ impl<C: Codec> Inner<C> {
         let Some(bytes) = bytes else {
             return Ok(Lookup::Miss { stamp });
         };
-        match envelope::decode::<C, V>(&self.codec, &bytes) {
-            Err(error) => Ok(Lookup::Undecodable { stamp, error }),
-            Ok(entry) if self.view.is_dead(&key, &entry.tags, entry.stamp.get()) => {
-                Ok(Lookup::Miss { stamp })
-            }
-            Ok(entry) => Ok(Lookup::Hit {
-                value: entry.value,
-                stamp: entry.stamp,
+        let raw = match envelope::parse::<C>(&bytes) {
+            Ok(raw) => raw,
+            Err(error) => return Ok(Lookup::Undecodable { stamp, error }),
+        };
+        if self.view.is_dead(&key, raw.tags(), raw.stamp.get()) {
+            return Ok(Lookup::Miss { stamp });
+        }
+        match self.codec.decode(raw.payload) {
+            Ok(value) => Ok(Lookup::Hit {
+                value,
+                stamp: raw.stamp,
             }),
+            Err(error) => Ok(Lookup::Undecodable { stamp, error }),
         }
     }
 

@@ -56,7 +56,12 @@ impl View {
 
     /// True when an invalidation known to the view removes an entry of `key` with `tags` filled at `stamp`.
     /// Call [`catch_up`](Self::catch_up) with the clock read alongside the entry first.
-    pub(crate) fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {
+    pub(crate) fn is_dead<'a>(
+        &self,
+        key: &str,
+        tags: impl IntoIterator<Item = &'a str>,
+        stamp: u64,
+    ) -> bool {
         if stamp >= self.cursor.load(Ordering::Acquire) {
             return false;
         }
@@ -197,10 +202,10 @@ mod tests {
         let view = View::new(10);
         view.apply(vec![("t:a".to_owned(), 5), ("k:key".to_owned(), 7)], 0);
         view.cursor.store(7, Ordering::Release);
-        assert!(view.is_dead("x", &["a".to_owned()], 4));
-        assert!(view.is_dead("key", &[], 6));
+        assert!(view.is_dead("x", ["a"], 4));
+        assert!(view.is_dead("key", [], 6));
         assert!(
-            !view.is_dead("key", &["a".to_owned()], 7),
+            !view.is_dead("key", ["a"], 7),
             "stamped at the cursor: nothing newer known"
         );
         assert_eq!(view.record_count(), 2);

@@ -76,14 +76,36 @@ pub fn encode<C: Codec, V: Serialize + ?Sized>(
     Ok(out)
 }
 
-/// Decodes an entry written by [`encode`] with the same codec and format version.
+/// An entry's header, read without decoding its value or copying its tags.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEntry<'a> {
+    /// When the entry's fill started.
+    pub stamp: FillStamp,
+    tag_count: u16,
+    tag_bytes: &'a [u8],
+    /// The codec's bytes of the value.
+    pub payload: &'a [u8],
+}
+
+impl<'a> RawEntry<'a> {
+    /// The entry's tags, borrowed from the bytes (checked to be valid UTF-8 by [`parse`]).
+    pub fn tags(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        let mut rest = self.tag_bytes;
+        (0..self.tag_count).map(move |_| {
+            let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+            let (tag, tail) = rest[2..].split_at(len);
+            rest = tail;
+            std::str::from_utf8(tag).unwrap_or_default()
+        })
+    }
+}
+
+/// Reads the header of an entry written by [`encode`] with codec `C`, leaving the value encoded: a store
+/// can check the stamp and tags first and decode only what it serves.
 ///
 /// # Errors
-/// [`Error::Decode`] for anything else: other codec, other version, truncated or corrupted bytes.
-pub fn decode<C: Codec, V: DeserializeOwned>(
-    codec: &C,
-    bytes: &[u8],
-) -> Result<DecodedEntry<V>, Error> {
+/// [`Error::Decode`] for another codec, another version, or truncated or corrupted bytes.
+pub fn parse<C: Codec>(bytes: &[u8]) -> Result<RawEntry<'_>, Error> {
     let mut reader = Reader { bytes };
     let [magic, version, codec_id] = reader.array::<3>()?;
     if magic != MAGIC {
@@ -102,16 +124,37 @@ pub fn decode<C: Codec, V: DeserializeOwned>(
         )));
     }
     let stamp = FillStamp::new(u64::from_le_bytes(reader.array::<8>()?));
-    let count = u16::from_le_bytes(reader.array::<2>()?);
-    let mut tags = Vec::with_capacity(usize::from(count).min(reader.bytes.len() / 2));
-    for _ in 0..count {
+    let tag_count = u16::from_le_bytes(reader.array::<2>()?);
+    let tags_start = reader.bytes;
+    for _ in 0..tag_count {
         let len = usize::from(u16::from_le_bytes(reader.array::<2>()?));
         let raw = reader.take(len)?;
-        let tag = std::str::from_utf8(raw).map_err(|_| Error::decode("tag is not UTF-8"))?;
-        tags.push(tag.to_owned());
+        std::str::from_utf8(raw).map_err(|_| Error::decode("tag is not UTF-8"))?;
     }
-    let value = codec.decode(reader.bytes)?;
-    Ok(DecodedEntry { stamp, tags, value })
+    let tag_bytes = &tags_start[..tags_start.len() - reader.bytes.len()];
+    Ok(RawEntry {
+        stamp,
+        tag_count,
+        tag_bytes,
+        payload: reader.bytes,
+    })
+}
+
+/// Decodes an entry written by [`encode`] with the same codec and format version.
+///
+/// # Errors
+/// [`Error::Decode`] for anything else: other codec, other version, truncated or corrupted bytes.
+pub fn decode<C: Codec, V: DeserializeOwned>(
+    codec: &C,
+    bytes: &[u8],
+) -> Result<DecodedEntry<V>, Error> {
+    let raw = parse::<C>(bytes)?;
+    let value = codec.decode(raw.payload)?;
+    Ok(DecodedEntry {
+        stamp: raw.stamp,
+        tags: raw.tags().map(str::to_owned).collect(),
+        value,
+    })
 }
 
 struct Reader<'a> {

@@ -14,9 +14,9 @@ use std::collections::HashMap;
 ///
 /// let mut records = InvalidationRecords::new();
 /// records.record_tag("guild:1", 10);
-/// let tags = ["guild:1".to_owned()];
-/// assert!(records.is_dead("roles", &tags, 9));   // filled before the invalidation
-/// assert!(!records.is_dead("roles", &tags, 10)); // filled after it
+/// let tags = ["guild:1"];
+/// assert!(records.is_dead("roles", tags, 9));   // filled before the invalidation
+/// assert!(!records.is_dead("roles", tags, 10)); // filled after it
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct InvalidationRecords {
@@ -47,12 +47,17 @@ impl InvalidationRecords {
     }
 
     /// True when a record here removes an entry of `key` carrying `tags`, filled at `stamp`.
-    pub fn is_dead(&self, key: &str, tags: &[String], stamp: u64) -> bool {
+    pub fn is_dead<'a>(
+        &self,
+        key: &str,
+        tags: impl IntoIterator<Item = &'a str>,
+        stamp: u64,
+    ) -> bool {
         stamp < self.floor
             || self.keys.get(key).is_some_and(|&at| at > stamp)
             || tags
-                .iter()
-                .any(|tag| self.tags.get(tag.as_str()).is_some_and(|&at| at > stamp))
+                .into_iter()
+                .any(|tag| self.tags.get(tag).is_some_and(|&at| at > stamp))
     }
 
     /// Records an invalidation of `tag` at `at` (an older record of it is superseded).
@@ -115,19 +120,16 @@ mod tests {
         assert_eq!(records.len(), 10, "within the cap: nothing forgotten");
         records.cap(8);
         assert_eq!((records.floor(), records.len()), (6, 4));
-        assert!(records.is_dead("k", &[], 3), "stamped before the floor");
-        assert!(
-            records.is_dead("k", &["t9".to_owned()], 7),
-            "t9 invalidated at 9 > 7"
-        );
-        assert!(!records.is_dead("k", &["t9".to_owned()], 9));
+        assert!(records.is_dead("k", [], 3), "stamped before the floor");
+        assert!(records.is_dead("k", ["t9"], 7), "t9 invalidated at 9 > 7");
+        assert!(!records.is_dead("k", ["t9"], 9));
     }
 
     #[test]
     fn keys_and_tags_are_separate_namespaces() {
         let mut records = InvalidationRecords::new();
         records.record_key("same", 5);
-        assert!(records.is_dead("same", &[], 4));
-        assert!(!records.is_dead("other", &["same".to_owned()], 4));
+        assert!(records.is_dead("same", [], 4));
+        assert!(!records.is_dead("other", ["same"], 4));
     }
 }
