@@ -29,8 +29,8 @@
 //!
 //! # How it keeps the contract
 //!
-//! - **A hit is one round trip of one plain command**: `MGET {prefix}:e:<key> {prefix}:epoch`. The entry
-//!   carries its tags and the clock value its fill started at; the process checks them against its
+//! - **A hit is one round trip of one plain command**: `GET {prefix}:e:<key>`. The entry carries its tags
+//!   and the clock value its fill started at; the process checks them against its
 //!   [view](#invalidations) of the invalidations.
 //! - **A put is one script** that stores the entry with its TTL (`SET ... PX`) unless one of its tags or its
 //!   key was invalidated after its fill started: a late fill cannot resurrect.
@@ -40,12 +40,16 @@
 //! - **An invalidation is one script of a constant number of commands**, whatever the number of entries
 //!   carrying the tag: it ticks the clock `{prefix}:epoch` and records the tick under the tag in the sorted
 //!   set `{prefix}:inv`.
-//! - <a id="invalidations"></a>**Invalidations reach every process at its next read.** The clock comes back
-//!   with every `MGET`; a process whose view is behind fetches the newer records first (one atomic
-//!   pipeline, shared by its concurrent readers). An invalidation that has returned is therefore honoured by
-//!   any later read, in any process, and the clocks of the application's machines never matter: the only
-//!   clock is the one in Redis (a counter that never falls behind the server's time, so losing its key
-//!   cannot make an old entry look newer than a later invalidation).
+//! - <a id="invalidations"></a>**Invalidations reach every process at its next read.** Each connection
+//!   asks Redis to push a notice when `{prefix}:epoch` changes (RESP3 `CLIENT TRACKING ... BCAST`), and
+//!   Redis sends that notice ahead of the reply to any later command on the connection. A reader that
+//!   finds a notice after its `GET` first fetches the newer records (one atomic pipeline, shared by its
+//!   concurrent readers). An invalidation that has returned is therefore honoured by any later read, in
+//!   any process, without a script or a second key on the hit path. On a server that cannot track (Redis
+//!   before 6, some proxies) or with [`RedisOptions::client_tracking`] off, a hit is one `MGET` of the entry
+//!   and the clock instead, with the same guarantee. The clocks of the application's machines never
+//!   matter: the only clock is the one in Redis (a counter that never falls behind the server's time, so
+//!   losing its key cannot make an old entry look newer than a later invalidation).
 //! - **Bounded bookkeeping without chores.** `{prefix}:inv` keeps at most
 //!   `CACHE_REDIS_INVALIDATION_RECORDS` records; trimming the oldest raises `{prefix}:floor`, and entries
 //!   filled before the floor count as gone (extra misses, never stale hits). Entries expire by their own

@@ -8,7 +8,7 @@
 //! Without `--redis-url` the runner starts a private `redis-server` on a free port. Every throughput line
 //! is `{"scenario","backend","ops_per_s","baseline_ops_per_s","ratio"}`; the stampede line is
 //! `{"scenario":"stampede","backend","inner_calls","ms"}`; the invalidation line adds `"ms"` per
-//! invalidation. Each side runs several rounds, interleaved, and keeps its best round: the machine is
+//! invalidation. Each side runs five rounds, interleaved, and keeps its best round: the machine is
 //! shared and noisy, and the best round is the least disturbed one.
 
 use std::future::Future;
@@ -24,7 +24,7 @@ use redis::aio::MultiplexedConnection;
 use redis_test_server::RedisServer;
 use tower::{service_fn, BoxError, Layer, ServiceExt};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const TASKS: usize = 64;
 const VALUE_LEN: usize = 190;
 const KEYS: u64 = 1_000;
