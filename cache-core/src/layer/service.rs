@@ -113,18 +113,34 @@ where
                         tracing::trace!(cache.key = %key, "cache hit");
                         return ResponseFuture::ready(value);
                     }
-                    Ok(other) => crate::StoreFuture::ready(other),
+                    Ok(other) => {
+                        let shared = Arc::clone(&self.shared);
+                        let lookup = crate::StoreFuture::ready(other);
+                        return ResponseFuture::boxed(read_through(
+                            shared,
+                            self.inner.clone(),
+                            req,
+                            key,
+                            read,
+                            lookup,
+                        ));
+                    }
                     Err(pending) => pending,
                 };
+                // A store that answers later: await the lookup in a small future, and only build the
+                // (much larger) miss path when it is a miss, so a remote hit allocates little.
                 let shared = Arc::clone(&self.shared);
-                ResponseFuture::boxed(read_through(
-                    shared,
-                    self.inner.clone(),
-                    req,
-                    key,
-                    read,
-                    lookup,
-                ))
+                let inner = self.inner.clone();
+                ResponseFuture::boxed(async move {
+                    let lookup = shared.bounded("get", lookup).await;
+                    if let Ok(Lookup::Hit { value, .. }) = lookup {
+                        shared.stats.hit();
+                        tracing::trace!(cache.key = %key, "cache hit");
+                        return Ok(value);
+                    }
+                    let lookup = crate::StoreFuture::ready(lookup);
+                    Box::pin(read_through(shared, inner, req, key, read, lookup)).await
+                })
             }
             Classified::Write(write) => {
                 self.shared.stats.passthrough();
