@@ -2,11 +2,14 @@
 //!
 //! Each connection of the store's own pool speaks RESP3 and asks for
 //! `CLIENT TRACKING ON BCAST PREFIX {prefix}:epoch`: whenever the invalidation clock changes, Redis pushes
-//! a notice down every such connection. Redis queues that notice while handling the change, so on each
-//! connection it arrives before the reply to any command the server handles after the change; and
-//! redis-rs hands pushes over (here: bumps a counter) before it completes the reply that follows them. A
-//! reader that checks the counter after its `GET` returned therefore knows whether any invalidation that
-//! finished before its read started might be missing from its view, and only then reads the records.
+//! a notice down every such connection. Redis queues broadcast notices at the end of the event-loop turn
+//! that made the change, before it reads any further command; so on each connection the notice arrives
+//! ahead of the reply to every command handled after that turn. A read handled in the same turn as the
+//! invalidation was sent before the invalidation returned, overlaps it, and may see the state just
+//! before it. redis-rs hands a push over (here: bumps a counter) before it completes the reply that
+//! follows it. A reader that checks the counter after its `GET` returned therefore knows whether an
+//! invalidation that returned before its read started might be missing from its view, and only then reads
+//! the records.
 //!
 //! A new connection counts as a notice of its own (what happened before it was tracking is unknown), and
 //! so does a lost one. A server that refuses RESP3 or tracking (Redis before 6, some proxies) turns the

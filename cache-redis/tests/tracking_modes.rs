@@ -141,3 +141,34 @@ async fn a_server_restart_loses_no_invalidation_with_tracking() {
 async fn lookup_ok(store: &RedisStore<String>, key: &str) -> bool {
     store.get(&CacheKey::from(key)).await.is_ok()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_concurrent_load_no_read_after_an_invalidation_sees_the_old_entry() {
+    let server = RedisServer::start();
+    let (here, there) = (store(&server, true), store(&server, true));
+    // Background readers keep both processes' connections busy, so notices and replies interleave.
+    let noise: Vec<_> = (0..4)
+        .map(|i| {
+            let there = there.clone();
+            tokio::spawn(async move {
+                for j in 0..2_000 {
+                    let _ = there
+                        .get(&CacheKey::from(format!("noise{}", (i * j) % 50)))
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for round in 0..300 {
+        let key = format!("k{round}");
+        fill(&here, &key, "v", &["t"]).await;
+        here.invalidate_tags(&["t".to_owned()]).await.unwrap();
+        assert!(
+            !is_hit(&there, &key).await,
+            "round {round}: served after the invalidation returned"
+        );
+    }
+    for task in noise {
+        task.await.unwrap();
+    }
+}
