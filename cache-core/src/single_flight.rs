@@ -115,8 +115,10 @@ impl<V: Clone> SingleFlight<V> {
         if let Some(flight) = flights.get(key) {
             let overtaken = match (flight.stamp, stamp) {
                 (Some(started), Some(now)) => now > started,
-                (None, Some(_)) => true,
-                (_, None) => false,
+                // Without a stamp the caller cannot tell whether the flight predates an invalidation it
+                // must honour: only flights as blind as itself are safe to join.
+                (None, None) => false,
+                (Some(_), None) | (None, Some(_)) => true,
             };
             if !overtaken {
                 return Join::Waiter(Waiter {

@@ -171,3 +171,32 @@ async fn a_request_after_an_invalidation_does_not_join_a_flight_from_before_it()
         "the late fill is cached"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_lookup_failed_does_not_join_a_flight_from_before_an_invalidation() {
+    use std::sync::atomic::Ordering;
+    use support::stores::Flaky;
+
+    let upstream = Upstream::gated();
+    let store = Flaky::new(MemoryStore::<String>::new(100));
+    let policy = Policy::new(key as fn(&u64) -> Option<String>)
+        .tags(tags as Tags)
+        .ttl(Duration::from_secs(600));
+    let layer = CacheLayer::new(store.clone(), policy);
+    let handle = layer.handle();
+    let service = layer.layer(upstream.clone());
+
+    let early = tokio::spawn(service.clone().oneshot(4));
+    eventually("the early fill calls upstream", || upstream.calls() == 1).await;
+    handle.invalidate_tags(["item:4"]).await.unwrap();
+    // The store now fails lookups: this caller has no stamp to compare with the flight's.
+    store.fail_gets.store(true, Ordering::SeqCst);
+    let late = tokio::spawn(service.clone().oneshot(4));
+    eventually("the late request calls upstream itself", || {
+        upstream.calls() == 2
+    })
+    .await;
+    upstream.release(2);
+    assert_eq!(early.await.unwrap().unwrap(), "value 4 #1");
+    assert_eq!(late.await.unwrap().unwrap(), "value 4 #2");
+}

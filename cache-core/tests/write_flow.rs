@@ -304,3 +304,46 @@ async fn an_edit_based_on_an_entry_changed_since_is_dropped_not_stored() {
     };
     assert_eq!(value, Resp::List(vec!["1=ada".into(), "2=bob".into()]));
 }
+
+#[path = "support/stores.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod stores;
+
+#[tokio::test]
+async fn a_write_whose_update_cannot_be_stored_removes_the_old_entry() {
+    use std::sync::atomic::Ordering;
+
+    let db = Arc::new(Db {
+        items: Mutex::new(BTreeMap::from([(1, "ada".to_owned())])),
+        calls: AtomicUsize::new(0),
+    });
+    let store = stores::Flaky::new(MemoryStore::<Resp>::new(100));
+    let policy = Policy::new(key).tags(tags).ttl(TTL).writes(writes);
+    let service = CacheLayer::new(store.clone(), policy).layer(upstream(Arc::clone(&db)));
+    assert_eq!(
+        service.clone().oneshot(Req::Get(1)).await.unwrap(),
+        Resp::Item("1=ada".into())
+    );
+    assert_eq!(
+        service.clone().oneshot(Req::List).await.unwrap(),
+        Resp::List(vec!["1=ada".into()])
+    );
+
+    // The store refuses updates for a moment (a circuit that just opened): the write still succeeds,
+    // and neither the item nor the list it would have edited may keep serving the old name.
+    store.fail_updates.store(true, Ordering::SeqCst);
+    service
+        .clone()
+        .oneshot(Req::Rename(1, "ana".into()))
+        .await
+        .unwrap();
+    store.fail_updates.store(false, Ordering::SeqCst);
+    assert_eq!(
+        service.clone().oneshot(Req::Get(1)).await.unwrap(),
+        Resp::Item("1=ana".into())
+    );
+    assert_eq!(
+        service.clone().oneshot(Req::List).await.unwrap(),
+        Resp::List(vec!["1=ana".into()])
+    );
+}

@@ -91,12 +91,14 @@ impl ManageConnection for FlaggedManager {
                         tracked: true,
                     });
                 }
-                // The server answered, and said no: it cannot track (no RESP3, no CLIENT TRACKING).
-                Err(error)
-                    if error.kind() == ErrorKind::RESP3NotSupported
-                        || error.code() == Some("ERR") =>
-                {
+                // The server cannot track at all (no RESP3, no CLIENT TRACKING): stop trying.
+                Err(error) if cannot_track(&error) => {
                     self.tracking.disable(&RedisErrorText(error.to_string()));
+                }
+                // The server refused this time (an ACL without `client`, too many clients): this
+                // connection goes without tracking, and the reads on it fetch the clock.
+                Err(error) if error.code().is_some() => {
+                    tracing::warn!(error = %error, "Redis refused client tracking on a connection");
                 }
                 Err(error) => return Err(error),
             }
@@ -300,3 +302,13 @@ pub(crate) fn shared_pool(pool: Pool<RedisConnectionManager>) -> Connections {
 
 // `bb8` is re-exported by bb8-redis; keep the path in one place.
 pub(crate) type SharedPool = bb8::Pool<RedisConnectionManager>;
+
+/// True when the error says the server does not support client tracking, rather than refusing it now.
+fn cannot_track(error: &RedisError) -> bool {
+    if error.kind() == ErrorKind::RESP3NotSupported {
+        return true;
+    }
+    let text = error.to_string().to_ascii_lowercase();
+    error.code() == Some("ERR")
+        && (text.contains("unknown command") || text.contains("unknown subcommand"))
+}

@@ -1,4 +1,5 @@
-//! The store: reads in one plain `MGET`, writes and invalidations in one script each.
+//! The store: a read is one plain `GET` (`MGET` without client tracking); puts, updates and
+//! invalidations are one script each.
 
 use std::future::Future;
 use std::marker::PhantomData;

@@ -1,11 +1,12 @@
-//! This process's view of the invalidation records, kept current at the cost of one plain `MGET` per read.
+//! This process's view of the invalidation records, refreshed only when something changed.
 //!
-//! Every read fetches the entry *and* the invalidation clock in one `MGET`. When the clock has not moved
-//! since the view was last brought up to date, the view knows every invalidation there is, and checks the
-//! entry's stamp and tags locally, with no script and no further round trip. When it has moved, the view
-//! first fetches the records newer than what it knows (one atomic pipeline, shared by every task of the
-//! process that notices at the same time). So an invalidation made by any process is honoured by the
-//! next read anywhere, and reads pay for invalidations only when there are some.
+//! A read checks the entry's stamp and tags against the view, locally, with no script and no further
+//! round trip, as long as the view knows every invalidation there is. It learns that something changed
+//! from a tracking notice pushed by Redis ([`crate::tracking`]; the read is then a plain `GET`), or,
+//! without tracking, from the clock fetched with the entry (`MGET`). It then fetches the records newer
+//! than what it knows (atomic pipelines, one page at a time, shared by every task of the process that
+//! notices at the same time). So an invalidation made by any process is honoured by the next read
+//! anywhere, and reads pay for invalidations only when there are some.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};

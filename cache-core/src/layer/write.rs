@@ -82,7 +82,11 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
                 // Nothing cached to edit; a fill still in flight may hold the value from before the
                 // write, so supersede it.
                 Ok(_) => return remove(shared, &key).await,
-                Err(error) => return shared.store_failed(&key, &error),
+                Err(error) => {
+                    // The entry cannot be edited; it must not outlive the write either.
+                    shared.store_failed(&key, &error);
+                    return remove(shared, &key).await;
+                }
             };
             let Some(value) = modify(value) else {
                 return remove(shared, &key).await;
@@ -111,7 +115,12 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
         // Edited concurrently, or invalidated since it was read: the edit is not safe to store, and the
         // entry it was based on is out of date.
         Ok(PutOutcome::Superseded) => remove(shared, &key).await,
-        Err(error) => shared.store_failed(&key, &error),
+        Err(error) => {
+            // The old entry would otherwise be served for the rest of its TTL. Removal is an
+            // invalidation, which a store tries even while it fails reads and writes fast.
+            shared.store_failed(&key, &error);
+            remove(shared, &key).await;
+        }
     }
 }
 

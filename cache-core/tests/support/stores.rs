@@ -164,3 +164,77 @@ impl<V: Send + Sync + 'static> Store for BrokenStore<V> {
         self.answer("put")
     }
 }
+
+/// Wraps a working store and makes its reads or its write updates fail on demand, as a store whose
+/// circuit opened would.
+pub struct Flaky<S> {
+    pub inner: S,
+    pub fail_gets: Arc<std::sync::atomic::AtomicBool>,
+    pub fail_updates: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S: Clone> Clone for Flaky<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            fail_gets: Arc::clone(&self.fail_gets),
+            fail_updates: Arc::clone(&self.fail_updates),
+        }
+    }
+}
+
+impl<S> Flaky<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            fail_gets: Arc::default(),
+            fail_updates: Arc::default(),
+        }
+    }
+}
+
+fn failing<T>(
+    on: &std::sync::atomic::AtomicBool,
+    operation: &'static str,
+) -> Option<StoreFuture<Result<T, Error>>> {
+    on.load(std::sync::atomic::Ordering::SeqCst)
+        .then(|| StoreFuture::ready(Err(Error::store(operation, "failing fast"))))
+}
+
+impl<S: Invalidate> Invalidate for Flaky<S> {
+    fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        self.inner.remove(key)
+    }
+
+    fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>> {
+        self.inner.invalidate_tags(tags)
+    }
+
+    fn clear(&self) -> StoreFuture<Result<(), Error>> {
+        self.inner.clear()
+    }
+}
+
+impl<S: Store> Store for Flaky<S> {
+    type Value = S::Value;
+
+    fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<S::Value>, Error>> {
+        failing(&self.fail_gets, "get").unwrap_or_else(|| self.inner.get(key))
+    }
+
+    fn put(
+        &self,
+        key: &CacheKey,
+        entry: PutEntry<S::Value>,
+    ) -> StoreFuture<Result<PutOutcome, Error>> {
+        self.inner.put(key, entry)
+    }
+
+    fn update(
+        &self,
+        key: &CacheKey,
+        entry: PutEntry<S::Value>,
+    ) -> StoreFuture<Result<PutOutcome, Error>> {
+        failing(&self.fail_updates, "put").unwrap_or_else(|| self.inner.update(key, entry))
+    }
+}
