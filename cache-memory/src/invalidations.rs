@@ -66,18 +66,15 @@ impl Invalidations {
         base: Option<u64>,
         store: impl FnOnce(u64),
     ) -> bool {
-        let mut records = self.write();
-        if base.is_some_and(|base| records.is_dead(key, tags.iter().map(String::as_str), base)) {
-            return false;
-        }
-        let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
-        records.record_key(key, at);
-        // The entry goes in under the lock, so two updates of one key land in the order of their times.
-        store(at);
-        records.cap(self.max_records);
-        drop(records);
-        self.latest.fetch_max(at, Ordering::AcqRel);
-        true
+        let superseded = |records: &InvalidationRecords| {
+            base.is_some_and(|base| records.is_dead(key, tags.iter().map(String::as_str), base))
+        };
+        self.record_unless(superseded, |records, at| {
+            records.record_key(key, at);
+            // The entry goes in under the lock, so two updates of one key land in the order of their
+            // times.
+            store(at);
+        })
     }
 
     pub(crate) fn clear(&self) {
@@ -89,13 +86,26 @@ impl Invalidations {
     }
 
     fn record(&self, write: impl FnOnce(&mut InvalidationRecords, u64)) {
+        self.record_unless(|_| false, write);
+    }
+
+    /// Ticks the clock and records, under the table's lock, unless `superseded` says otherwise first.
+    fn record_unless(
+        &self,
+        superseded: impl FnOnce(&InvalidationRecords) -> bool,
+        write: impl FnOnce(&mut InvalidationRecords, u64),
+    ) -> bool {
         let mut records = self.write();
-        // Fills stamped before this tick are older than the invalidation; fills stamped from now on are not.
+        if superseded(&records) {
+            return false;
+        }
+        // Fills stamped before this tick are older than the record; fills stamped from now on are not.
         let at = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
         write(&mut records, at);
         records.cap(self.max_records);
         drop(records);
         self.latest.fetch_max(at, Ordering::AcqRel);
+        true
     }
 
     fn read(&self) -> RwLockReadGuard<'_, InvalidationRecords> {

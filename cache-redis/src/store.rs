@@ -341,14 +341,7 @@ impl<C: Codec> Inner<C> {
                 .key(&self.keys.floor)
                 .key(&self.keys.epoch);
             invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
-            match invocation
-                .invoke_async::<i64>(&mut checkout.connection)
-                .await
-            {
-                Ok(1) => Ok(PutOutcome::Stored),
-                Ok(_) => Ok(PutOutcome::Superseded),
-                Err(error) => Err((checkout, OpError::Redis(error))),
-            }
+            stored_or_superseded(&invocation, checkout).await
         })
         .await
     }
@@ -373,7 +366,7 @@ impl<C: Codec> Inner<C> {
         let tags: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         let entry_key = self.keys.entry(&key);
         let key_name = key_record(&key);
-        self.run("put", true, |mut checkout| async move {
+        self.run("put", true, |checkout| async move {
             let mut invocation = scripts::UPDATE.prepare_invoke();
             invocation
                 .key(&entry_key)
@@ -388,14 +381,7 @@ impl<C: Codec> Inner<C> {
                 .arg(self.max_records)
                 .arg(&key_name)
                 .arg(&tags);
-            match invocation
-                .invoke_async::<i64>(&mut checkout.connection)
-                .await
-            {
-                Ok(1) => Ok(PutOutcome::Stored),
-                Ok(_) => Ok(PutOutcome::Superseded),
-                Err(error) => Err((checkout, OpError::Redis(error))),
-            }
+            stored_or_superseded(&invocation, checkout).await
         })
         .await
     }
@@ -503,6 +489,21 @@ fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis())
         .unwrap_or(u64::MAX)
         .clamp(1, MAX_TTL_MS)
+}
+
+/// Runs a storing script (PUT or UPDATE), which answers 1 when it stored and 0 when superseded.
+async fn stored_or_superseded(
+    invocation: &redis::ScriptInvocation<'_>,
+    mut checkout: Checkout,
+) -> Result<PutOutcome, (Checkout, OpError)> {
+    match invocation
+        .invoke_async::<i64>(&mut checkout.connection)
+        .await
+    {
+        Ok(1) => Ok(PutOutcome::Stored),
+        Ok(_) => Ok(PutOutcome::Superseded),
+        Err(error) => Err((checkout, OpError::Redis(error))),
+    }
 }
 
 /// Why an operation failed: Redis (which may retire the connection) or the cache itself.

@@ -10,11 +10,14 @@ use cache_redis::{RedisOptions, RedisStore};
 use redis_test_server::RedisServer;
 use tower::{service_fn, BoxError, Layer, ServiceExt};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_survive_a_redis_crash_and_caching_resumes_after_restart() {
-    let mut server = RedisServer::start();
-    let options = RedisOptions::default().timeout(Duration::from_millis(500));
-    let store = RedisStore::<String>::connect(&server.url(), options).unwrap();
+/// The layer over `store` and an upstream answering `value {id}`, with the upstream's call counter.
+fn cached(
+    store: RedisStore<String>,
+) -> (
+    impl tower::Service<u64, Response = String, Error = BoxError, Future: Send> + Clone,
+    cache_core::Stats,
+    Arc<AtomicUsize>,
+) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
     let upstream = service_fn(move |id: u64| {
@@ -22,9 +25,17 @@ async fn requests_survive_a_redis_crash_and_caching_resumes_after_restart() {
         async move { Ok::<_, BoxError>(format!("value {id}")) }
     });
     let policy = Policy::new(|id: &u64| Some(format!("item:{id}"))).ttl(Duration::from_secs(60));
-    let layer = CacheLayer::new(store, policy).store_timeout(Duration::from_secs(1));
+    let layer = CacheLayer::new(store, policy);
     let stats = layer.stats();
-    let service = layer.layer(upstream);
+    (layer.layer(upstream), stats, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_survive_a_redis_crash_and_caching_resumes_after_restart() {
+    let mut server = RedisServer::start();
+    let options = RedisOptions::default().timeout(Duration::from_millis(500));
+    let store = RedisStore::<String>::connect(&server.url(), options).unwrap();
+    let (service, stats, calls) = cached(store);
     let read = |id: u64| {
         let service = service.clone();
         async move {
@@ -84,16 +95,7 @@ async fn a_hung_redis_costs_at_most_the_timeout_and_caching_resumes() {
     let store =
         RedisStore::<String>::connect(&server.url(), RedisOptions::default().timeout(timeout))
             .unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let upstream = service_fn(move |id: u64| {
-        counted.fetch_add(1, Ordering::SeqCst);
-        async move { Ok::<_, BoxError>(format!("value {id}")) }
-    });
-    let policy = Policy::new(|id: &u64| Some(format!("item:{id}"))).ttl(Duration::from_secs(60));
-    let layer = CacheLayer::new(store, policy);
-    let stats = layer.stats();
-    let service = layer.layer(upstream);
+    let (service, stats, _calls) = cached(store);
     assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1");
 
     server.pause();

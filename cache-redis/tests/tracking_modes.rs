@@ -172,3 +172,31 @@ async fn under_concurrent_load_no_read_after_an_invalidation_sees_the_old_entry(
         task.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_user_not_allowed_to_track_still_gets_consistent_reads() {
+    let server = RedisServer::start();
+    // An ACL user who may run everything but CLIENT: tracking is refused on each connection.
+    server.command(&[
+        "ACL", "SETUSER", "limited", "on", ">secret", "~*", "&*", "+@all", "-client",
+    ]);
+    let url = server.url().replace("redis://", "redis://limited:secret@");
+    let limited = || {
+        let options = RedisOptions::default().timeout(Duration::from_secs(2));
+        RedisStore::<String>::connect(&url, options).unwrap()
+    };
+    let (here, there) = (limited(), limited());
+    for round in 0..5 {
+        let key = format!("k{round}");
+        fill(&here, &key, "v", &["t"]).await;
+        assert!(
+            is_hit(&there, &key).await,
+            "round {round}: cached without tracking"
+        );
+        here.invalidate_tags(&["t".to_owned()]).await.unwrap();
+        assert!(
+            !is_hit(&there, &key).await,
+            "round {round}: served after the invalidation returned"
+        );
+    }
+}

@@ -127,19 +127,17 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// What the cached run reports: its results, the server's counters, the cache's, and the backend name.
+type CachedRun = (
+    RunResult,
+    ServerStats,
+    cache_core::StatsSnapshot,
+    &'static str,
+);
+
 // ─── Backend selection: the one place that picks the store. ───────────────────────────────────────
 // Redis when REDIS_URL is set (two demo processes on one Redis share entries), in process otherwise.
-async fn cached_run(
-    plan: &Plan,
-) -> Result<
-    (
-        RunResult,
-        ServerStats,
-        cache_core::StatsSnapshot,
-        &'static str,
-    ),
-    BoxError,
-> {
+async fn cached_run(plan: &Plan) -> Result<CachedRun, BoxError> {
     let store = EnvStore::<CachedResponse>::from_env()?;
     let backend = store.backend();
     run_with_store(store, backend, plan).await
@@ -149,15 +147,7 @@ async fn run_with_store<St>(
     store: St,
     backend: &'static str,
     plan: &Plan,
-) -> Result<
-    (
-        RunResult,
-        ServerStats,
-        cache_core::StatsSnapshot,
-        &'static str,
-    ),
-    BoxError,
->
+) -> Result<CachedRun, BoxError>
 where
     St: Store<Value = CachedResponse> + Clone,
 {
