@@ -43,6 +43,12 @@ pub enum Error {
         /// The timeout that elapsed.
         after: Duration,
     },
+    /// The inner service did not answer a cacheable read within the layer's hard timeout.
+    #[error("inner service did not answer within {after:?} (hard timeout)")]
+    InnerTimeout {
+        /// The hard timeout that elapsed.
+        after: Duration,
+    },
     /// A value could not be encoded.
     #[error("cannot encode value with {codec}: {reason}")]
     Encode {

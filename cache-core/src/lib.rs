@@ -52,16 +52,19 @@
 pub mod codec;
 pub mod config;
 mod error;
+pub mod events;
 mod handle;
 mod key;
 pub mod layer;
 pub mod policy;
 pub mod single_flight;
+pub mod stale;
 mod stats;
 pub mod store;
 
 pub use config::CacheConfig;
 pub use error::{upstream_error, BoxError, Error, SharedError};
+pub use events::CacheEvents;
 pub use handle::CacheHandle;
 pub use key::CacheKey;
 pub use layer::{Cache, CacheLayer};
@@ -69,5 +72,6 @@ pub use policy::{
     AfterWrite, CachePolicy, Classified, EntryUpdate, FillPlan, KeyExtractor, NoTags, NoWrites,
     Policy, TagExtractor, TtlPolicy, WriteEffects, WriteHook,
 };
+pub use stale::{StalePeriods, StaleReason};
 pub use stats::{Stats, StatsSnapshot};
 pub use store::{FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};

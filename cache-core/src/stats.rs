@@ -48,6 +48,7 @@ struct Counters {
     misses: Counter,
     dedupes: Counter,
     stale_served: Counter,
+    refresh_failures: Counter,
     store_errors: Counter,
     invalidations: Counter,
     passthrough: Counter,
@@ -71,6 +72,8 @@ pub struct StatsSnapshot {
     pub dedupes: u64,
     /// Reads answered with an entry past its fresh period.
     pub stale_served: u64,
+    /// Background refreshes (stale-while-revalidate, or calls that outlived a soft timeout) that failed.
+    pub refresh_failures: u64,
     /// Store operations that failed, timed out or returned undecodable entries.
     pub store_errors: u64,
     /// Tags invalidated and keys removed, by writes and by the handle.
@@ -93,6 +96,7 @@ impl Stats {
             misses: c.misses.get(),
             dedupes: c.dedupes.get(),
             stale_served: c.stale_served.get(),
+            refresh_failures: c.refresh_failures.get(),
             store_errors: c.store_errors.get(),
             invalidations: c.invalidations.get(),
             passthrough: c.passthrough.get(),
@@ -109,6 +113,14 @@ impl Stats {
 
     pub(crate) fn dedupe(&self) {
         self.counters.dedupes.add(1);
+    }
+
+    pub(crate) fn stale_served(&self) {
+        self.counters.stale_served.add(1);
+    }
+
+    pub(crate) fn refresh_failed(&self) {
+        self.counters.refresh_failures.add(1);
     }
 
     pub(crate) fn store_error(&self) {

@@ -273,6 +273,7 @@ async fn an_edit_based_on_an_entry_changed_since_is_dropped_not_stored() {
     let fresh = |value| PutEntry {
         value,
         ttl: TTL,
+        stale: cache_core::StalePeriods::NONE,
         tags: vec!["items".to_owned()],
         stamp: None,
     };

@@ -75,6 +75,11 @@
 //!   kept headers and body exactly as received, and are never cached; concurrent identical reads still
 //!   share the one upstream call that produced them. Kept headers: `content-type`,
 //!   `content-encoding`, `retry-after` and `x-ratelimit-*` ([`CachedResponse`]).
+//! - Serving through trouble, off by default: `CACHE_DISCORD_STALE_WHILE_REVALIDATE` (seconds) answers
+//!   with an entry past its TTL at once and refreshes it in the background; `CACHE_DISCORD_STALE_IF_ERROR`
+//!   (seconds) answers with it when Discord fails. The policy counts 429 and 5xx answers as failures
+//!   ([`CachePolicy::is_failure`](cache_core::CachePolicy::is_failure)); 4xx answers such as 403 and 404
+//!   are Discord's word and pass through. See [`cache_core::stale`].
 //!
 //! # Writes
 //!
@@ -159,5 +164,6 @@ pub use response::{is_kept_header, CachedResponse};
 pub use route::{Route, RouteQuery, Snowflake};
 pub use ttl::{
     DiscordTtls, CACHE_DISCORD_BOT_GUILDS_TTL, CACHE_DISCORD_CHANNELS_TTL,
-    CACHE_DISCORD_MEMBERS_TTL, CACHE_DISCORD_ROLES_TTL, CACHE_DISCORD_USER_GUILDS_TTL,
+    CACHE_DISCORD_MEMBERS_TTL, CACHE_DISCORD_ROLES_TTL, CACHE_DISCORD_STALE_IF_ERROR,
+    CACHE_DISCORD_STALE_WHILE_REVALIDATE, CACHE_DISCORD_USER_GUILDS_TTL,
 };

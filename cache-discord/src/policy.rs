@@ -171,10 +171,7 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
                 status = value.status(),
                 "discord error answer: not cached"
             );
-            return FillPlan {
-                ttl: Duration::ZERO,
-                tags: Vec::new(),
-            };
+            return FillPlan::dedupe_only();
         }
         if let Route::GuildChannels { guild } = read.route {
             if let Some(channels) = json_list::ids_of_list(value.body()) {
@@ -183,15 +180,15 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
         }
         // The query does not change TTL or tags.
         match self.entry(read.route, &RouteQuery::default(), &read.credential) {
-            Some(entry) => FillPlan {
-                ttl: entry.ttl,
-                tags: entry.tags,
-            },
-            None => FillPlan {
-                ttl: Duration::ZERO,
-                tags: Vec::new(),
-            },
+            Some(entry) => FillPlan::new(entry.ttl, entry.tags).with_stale(self.ttls.stale),
+            None => FillPlan::dedupe_only(),
         }
+    }
+
+    /// Rate limits (429) and server errors (5xx) are failures: an answer within its stale-if-error
+    /// period is served in their place. Other errors (403, 404) are Discord's answer and pass through.
+    fn is_failure(&self, value: &CachedResponse) -> bool {
+        value.status() == 429 || value.status() >= 500
     }
 
     fn after_write(

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use cache_core::config::env::{read_secs, Environment, ProcessEnv};
+use cache_core::StalePeriods;
 
 use crate::Error;
 
@@ -14,6 +15,12 @@ pub const CACHE_DISCORD_BOT_GUILDS_TTL: &str = "CACHE_DISCORD_BOT_GUILDS_TTL";
 pub const CACHE_DISCORD_CHANNELS_TTL: &str = "CACHE_DISCORD_CHANNELS_TTL";
 /// TTL of a guild's role list, in seconds.
 pub const CACHE_DISCORD_ROLES_TTL: &str = "CACHE_DISCORD_ROLES_TTL";
+/// How long after its TTL an answer is served while it refreshes in the background, in seconds; 0 (the
+/// default) is off.
+pub const CACHE_DISCORD_STALE_WHILE_REVALIDATE: &str = "CACHE_DISCORD_STALE_WHILE_REVALIDATE";
+/// How long after its TTL an answer is served when Discord fails (an error, a 429 or a 5xx), in seconds;
+/// 0 (the default) is off.
+pub const CACHE_DISCORD_STALE_IF_ERROR: &str = "CACHE_DISCORD_STALE_IF_ERROR";
 /// TTL of one guild member, in seconds.
 pub const CACHE_DISCORD_MEMBERS_TTL: &str = "CACHE_DISCORD_MEMBERS_TTL";
 
@@ -43,6 +50,8 @@ pub struct DiscordTtls {
     pub roles: Duration,
     /// One guild member; default 30 s.
     pub members: Duration,
+    /// How long after its TTL every answer may be served stale; off by default.
+    pub stale: StalePeriods,
 }
 
 impl Default for DiscordTtls {
@@ -53,6 +62,7 @@ impl Default for DiscordTtls {
             channels: Duration::from_secs(60),
             roles: Duration::from_secs(60),
             members: Duration::from_secs(30),
+            stale: StalePeriods::NONE,
         }
     }
 }
@@ -78,6 +88,14 @@ impl DiscordTtls {
             channels: read_secs(env, CACHE_DISCORD_CHANNELS_TTL, defaults.channels)?,
             roles: read_secs(env, CACHE_DISCORD_ROLES_TTL, defaults.roles)?,
             members: read_secs(env, CACHE_DISCORD_MEMBERS_TTL, defaults.members)?,
+            stale: StalePeriods {
+                while_revalidate: read_secs(
+                    env,
+                    CACHE_DISCORD_STALE_WHILE_REVALIDATE,
+                    defaults.stale.while_revalidate,
+                )?,
+                if_error: read_secs(env, CACHE_DISCORD_STALE_IF_ERROR, defaults.stale.if_error)?,
+            },
         })
     }
 }

@@ -1,8 +1,8 @@
 //! The in-process [`Store`] for `cache-core`, on [mini-moka](https://docs.rs/mini-moka).
 //!
 //! - **Size cap**: at most `capacity` entries (`CACHE_MEMORY_SIZE`), evicted by mini-moka's TinyLFU policy.
-//! - **Per-entry TTL**: mini-moka only has a cache-wide TTL, so each entry carries its own deadline and a
-//!   read past it is a miss. Expired entries leave when overwritten or evicted; they never outgrow the cap.
+//! - **Per-entry TTL**: mini-moka only has a cache-wide TTL, so each entry carries its own deadlines: a
+//!   read past its TTL is [`Lookup::Stale`] within the entry's stale periods, a miss after them. Expired entries leave when overwritten or evicted; they never outgrow the cap.
 //! - **Tags** follow the invalidation model of [`cache_core::store`]: invalidating records a time, reads
 //!   compare it with the entry's fill stamp. Nothing is kept per tag per entry, so evictions and expiries
 //!   leave no bookkeeping behind; the record of invalidations has its own cap.
@@ -25,9 +25,13 @@
 mod invalidations;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cache_core::config::env::{self, Environment, ProcessEnv};
-use cache_core::{CacheKey, Error, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
+use cache_core::{
+    CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, StalePeriods, Store,
+    StoreFuture,
+};
 use mini_moka::sync::{Cache, ConcurrentCacheExt};
 use tokio::time::Instant;
 
@@ -43,8 +47,28 @@ const MIN_INVALIDATION_RECORDS: usize = 4_096;
 struct Entry<V> {
     value: V,
     stamp: u64,
-    expires_at: Instant,
+    deadlines: Deadlines,
     tags: Box<[String]>,
+}
+
+/// When an entry stops being fresh, stops being refreshed on a hit, and is gone.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    fresh_until: Instant,
+    revalidate_until: Instant,
+    expires_at: Instant,
+}
+
+impl Deadlines {
+    fn after(ttl: Duration, stale: StalePeriods) -> Self {
+        let now = Instant::now();
+        let at = |after: Duration| now.checked_add(after).unwrap_or_else(far_future);
+        Self {
+            fresh_until: at(ttl),
+            revalidate_until: at(ttl.saturating_add(stale.while_revalidate)),
+            expires_at: at(ttl.saturating_add(stale.retention())),
+        }
+    }
 }
 
 struct Inner<V> {
@@ -151,36 +175,41 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         let inner = &*self.inner;
         // Stamp before reading: a fill that follows this miss starts no earlier than this.
         let stamp = inner.invalidations.now();
+        let stamp = FillStamp::new(stamp);
         if let Some(entry) = inner.entries.get(key) {
-            let live = Instant::now() < entry.expires_at
+            let now = Instant::now();
+            let deadlines = &entry.deadlines;
+            let live = now < deadlines.expires_at
                 && !inner.invalidations.is_dead(key, &entry.tags, entry.stamp);
-            if live {
+            if live && now < deadlines.fresh_until {
                 return Lookup::Hit {
                     value: entry.value.clone(),
-                    stamp: cache_core::FillStamp::new(entry.stamp),
+                    stamp: FillStamp::new(entry.stamp),
+                };
+            }
+            if live {
+                return Lookup::Stale {
+                    value: entry.value.clone(),
+                    stamp,
+                    revalidate: now < deadlines.revalidate_until,
                 };
             }
         }
-        Lookup::Miss {
-            stamp: cache_core::FillStamp::new(stamp),
-        }
+        Lookup::Miss { stamp }
     }
 
     fn insert(&self, key: &CacheKey, entry: PutEntry<V>) -> PutOutcome {
         let inner = &*self.inner;
         let stamp = entry
             .stamp
-            .map_or_else(|| inner.invalidations.now(), cache_core::FillStamp::get);
+            .map_or_else(|| inner.invalidations.now(), FillStamp::get);
         if entry.ttl.is_zero() || inner.invalidations.is_dead(key, &entry.tags, stamp) {
             return PutOutcome::Superseded;
         }
-        let expires_at = Instant::now()
-            .checked_add(entry.ttl)
-            .unwrap_or_else(far_future);
         let stored = Entry {
+            deadlines: Deadlines::after(entry.ttl, entry.stale),
             value: entry.value,
             stamp,
-            expires_at,
             tags: entry.tags.into_boxed_slice(),
         };
         inner.entries.insert(key.clone(), Arc::new(stored));
@@ -191,10 +220,8 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
 impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     fn apply_update(&self, key: &CacheKey, entry: PutEntry<V>) -> PutOutcome {
         let inner = &*self.inner;
-        let base = entry.stamp.map(cache_core::FillStamp::get);
-        let expires_at = Instant::now()
-            .checked_add(entry.ttl)
-            .unwrap_or_else(far_future);
+        let base = entry.stamp.map(FillStamp::get);
+        let deadlines = Deadlines::after(entry.ttl, entry.stale);
         let PutEntry { value, tags, .. } = entry;
         let tags = tags.into_boxed_slice();
         let mut value = Some(value);
@@ -203,7 +230,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
             let entry = Entry {
                 value,
                 stamp,
-                expires_at,
+                deadlines,
                 tags: tags.clone(),
             };
             inner.entries.insert(key.clone(), Arc::new(entry));
@@ -217,7 +244,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
 }
 
 fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 impl<V: Clone + Send + Sync + 'static> Invalidate for MemoryStore<V> {

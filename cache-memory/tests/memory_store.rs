@@ -30,6 +30,7 @@ fn put(
     let entry = PutEntry {
         value,
         ttl: Duration::from_secs(3600),
+        stale: cache_core::StalePeriods::NONE,
         tags: tags.to_vec(),
         stamp,
     };
@@ -158,6 +159,7 @@ async fn each_entry_has_its_own_ttl() {
         let entry = PutEntry {
             value: secs,
             ttl: Duration::from_secs(secs),
+            stale: cache_core::StalePeriods::NONE,
             tags: vec![],
             stamp: None,
         };

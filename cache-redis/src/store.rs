@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::codec::{envelope, Bincode, Codec};
+use cache_core::codec::envelope::{self, Freshness};
+use cache_core::codec::{Bincode, Codec};
 use cache_core::{
     CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
 };
@@ -294,13 +295,23 @@ impl<C: Codec> Inner<C> {
         if self.view.is_dead(&key, raw.tags(), raw.stamp.get()) {
             return Ok(Lookup::Miss { stamp });
         }
-        match self.codec.decode(raw.payload) {
-            Ok(value) => Ok(Lookup::Hit {
+        let value = match self.codec.decode(raw.payload) {
+            Ok(value) => value,
+            Err(error) => return Ok(Lookup::Undecodable { stamp, error }),
+        };
+        // Redis expires the entry at the end of its stale periods; before that, its own deadlines say
+        // whether it is still fresh.
+        Ok(match raw.freshness.stale_now() {
+            None => Lookup::Hit {
                 value,
                 stamp: raw.stamp,
-            }),
-            Err(error) => Ok(Lookup::Undecodable { stamp, error }),
-        }
+            },
+            Some(revalidate) => Lookup::Stale {
+                value,
+                stamp,
+                revalidate,
+            },
+        })
     }
 
     async fn store<V: Serialize>(
@@ -308,7 +319,8 @@ impl<C: Codec> Inner<C> {
         key: CacheKey,
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
-        let ttl_ms = ttl_millis(entry.ttl);
+        let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
+        let freshness = Freshness::starting_now(entry.ttl, entry.stale);
         let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
@@ -325,9 +337,10 @@ impl<C: Codec> Inner<C> {
                     Err(error) => return Err((checkout, OpError::Redis(error))),
                 },
             };
-            let bytes = match envelope::encode(
+            let bytes = match envelope::encode_with(
                 &self.codec,
                 FillStamp::new(stamp),
+                freshness,
                 &entry.tags,
                 &entry.value,
             ) {
@@ -351,10 +364,17 @@ impl<C: Codec> Inner<C> {
         key: CacheKey,
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
-        let ttl_ms = ttl_millis(entry.ttl);
+        let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
+        let freshness = Freshness::starting_now(entry.ttl, entry.stale);
         // The stamp is the update's own tick, known only inside the script: encode around a placeholder
         // and let the script splice the tick in.
-        let bytes = envelope::encode(&self.codec, FillStamp::new(0), &entry.tags, &entry.value)?;
+        let bytes = envelope::encode_with(
+            &self.codec,
+            FillStamp::new(0),
+            freshness,
+            &entry.tags,
+            &entry.value,
+        )?;
         let (head, tail) = (
             bytes[..envelope::STAMP_OFFSET].to_vec(),
             bytes[envelope::STAMP_OFFSET + 8..].to_vec(),

@@ -16,6 +16,7 @@ async fn fill(store: &RedisStore<u32>, tag: &str, count: u32) {
             let entry = PutEntry {
                 value: *i,
                 ttl: Duration::from_secs(600),
+                stale: cache_core::StalePeriods::NONE,
                 tags: vec![tag.to_owned()],
                 stamp: None,
             };

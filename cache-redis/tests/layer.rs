@@ -104,6 +104,7 @@ async fn a_write_update_supersedes_a_fill_in_flight_in_another_process() {
     let entry = |value: &str, stamp| PutEntry {
         value: value.to_owned(),
         ttl: Duration::from_secs(60),
+        stale: cache_core::StalePeriods::NONE,
         tags: vec!["item:1".to_owned()],
         stamp,
     };
@@ -170,6 +171,7 @@ async fn env_store_picks_redis_when_redis_url_is_set() {
     let entry = PutEntry {
         value: "v".to_owned(),
         ttl: Duration::from_secs(5),
+        stale: cache_core::StalePeriods::NONE,
         tags: vec![],
         stamp: None,
     };
@@ -208,6 +210,7 @@ async fn an_entry_of_another_codec_is_a_counted_miss_through_the_layer() {
     let entry = PutEntry {
         value: "from another codec".to_owned(),
         ttl: Duration::from_secs(60),
+        stale: cache_core::StalePeriods::NONE,
         tags: vec![],
         stamp: None,
     };
@@ -250,6 +253,7 @@ async fn a_store_on_the_applications_own_pool() {
     let entry = PutEntry {
         value: "pooled".to_owned(),
         ttl: Duration::from_secs(5),
+        stale: cache_core::StalePeriods::NONE,
         tags: vec![],
         stamp: None,
     };

@@ -60,6 +60,7 @@ async fn put<S: Store>(
     let entry = PutEntry {
         value,
         ttl: Duration::from_secs(300),
+        stale: cache_core::StalePeriods::NONE,
         tags,
         stamp,
     };
@@ -101,6 +102,7 @@ async fn the_ttl_is_set_on_the_redis_key() {
     let entry = PutEntry {
         value: member(1),
         ttl: Duration::from_secs(42),
+        stale: cache_core::StalePeriods::NONE,
         tags: vec![],
         stamp: None,
     };

@@ -20,6 +20,7 @@ async fn rediss_urls_connect_with_tls() {
     let entry = PutEntry {
         value: "hello over TLS".to_owned(),
         ttl: Duration::from_secs(60),
+        stale: cache_core::StalePeriods::NONE,
         tags: vec![],
         stamp: None,
     };

@@ -20,6 +20,7 @@ fn entry(value: &str, tags: &[&str], stamp: Option<FillStamp>) -> PutEntry<Strin
     PutEntry {
         value: value.to_owned(),
         ttl: Duration::from_secs(60),
+        stale: cache_core::StalePeriods::NONE,
         tags,
         stamp,
     }

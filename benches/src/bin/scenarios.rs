@@ -369,6 +369,7 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
                 let entry = PutEntry {
                     value: value(),
                     ttl: Duration::from_secs(60),
+                    stale: cache_core::StalePeriods::NONE,
                     tags: vec![format!("guild:{}", id % 100), format!("user:{id}")],
                     stamp: None,
                 };
@@ -409,6 +410,7 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
                 let entry = PutEntry {
                     value: value(),
                     ttl: Duration::from_secs(60),
+                    stale: cache_core::StalePeriods::NONE,
                     tags: vec!["all".into()],
                     stamp: None,
                 };

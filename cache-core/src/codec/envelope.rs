@@ -1,12 +1,14 @@
 //! The byte layout of a stored entry: a header, the entry's metadata, then the codec's payload.
 //!
 //! ```text
-//! magic 0xCE | format version | codec id | fill stamp (u64 LE) | tag count (u16 LE)
-//!   | per tag: length (u16 LE) + UTF-8 bytes | payload
+//! magic 0xCE | format version | codec id | fill stamp (u64 LE)
+//!   | fresh until (u64 LE, Unix ms) | revalidate until (u64 LE, Unix ms)
+//!   | tag count (u16 LE) | per tag: length (u16 LE) + UTF-8 bytes | payload
 //! ```
 //!
 //! A byte store keeps the tags and the stamp beside the value so that a read can check them against the
-//! recorded invalidations without another lookup.
+//! recorded invalidations without another lookup, and the entry's [`Freshness`] so that a read can tell
+//! a fresh entry from a stale one (the store expires it at the end of its stale periods).
 //!
 //! ```
 //! use cache_core::codec::{envelope, Bincode, MessagePack};
@@ -25,13 +27,15 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use super::Codec;
-use crate::{Error, FillStamp};
+use crate::{Error, FillStamp, StalePeriods};
 
 /// First byte of every entry.
 pub const MAGIC: u8 = 0xCE;
 /// Layout version; bump it when the layout changes so old entries become misses.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 /// Where the fill stamp's eight bytes start, for stores that stamp an encoded entry themselves.
 pub const STAMP_OFFSET: usize = 3;
 
@@ -40,10 +44,76 @@ pub const STAMP_OFFSET: usize = 3;
 pub struct DecodedEntry<V> {
     /// When the entry's fill started.
     pub stamp: FillStamp,
+    /// Until when the entry is fresh, then refreshed on a hit.
+    pub freshness: Freshness,
     /// The entry's tags.
     pub tags: Vec<String>,
     /// The value.
     pub value: V,
+}
+
+/// Until when an entry is fresh, and until when a hit on it refreshes it in the background, in Unix
+/// milliseconds of the clock of the process that stored it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// The end of the TTL.
+    pub fresh_until_ms: u64,
+    /// The end of the stale-while-revalidate period.
+    pub revalidate_until_ms: u64,
+}
+
+impl Freshness {
+    /// Fresh for as long as the store keeps it: an entry without stale periods.
+    pub const ALWAYS: Self = Self {
+        fresh_until_ms: u64::MAX,
+        revalidate_until_ms: u64::MAX,
+    };
+
+    /// The freshness of an entry stored now for `ttl`, then `stale`.
+    pub fn starting_now(ttl: Duration, stale: StalePeriods) -> Self {
+        if stale.is_none() {
+            return Self::ALWAYS;
+        }
+        let now = unix_millis();
+        let after = |period: Duration| {
+            now.saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
+        };
+        Self {
+            fresh_until_ms: after(ttl),
+            revalidate_until_ms: after(ttl.saturating_add(stale.while_revalidate)),
+        }
+    }
+
+    /// Whether an entry read now is fresh (`None`), or stale and to be revalidated (`Some(true)`) or only
+    /// kept for errors (`Some(false)`).
+    pub fn stale_now(&self) -> Option<bool> {
+        if self.fresh_until_ms == u64::MAX {
+            return None;
+        }
+        let now = unix_millis();
+        (now >= self.fresh_until_ms).then_some(now < self.revalidate_until_ms)
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// Encodes an entry that is fresh for as long as the store keeps it.
+///
+/// # Errors
+/// As [`encode_with`].
+pub fn encode<C: Codec, V: Serialize + ?Sized>(
+    codec: &C,
+    stamp: FillStamp,
+    tags: &[String],
+    value: &V,
+) -> Result<Vec<u8>, Error> {
+    encode_with(codec, stamp, Freshness::ALWAYS, tags, value)
 }
 
 /// Encodes an entry.
@@ -51,9 +121,10 @@ pub struct DecodedEntry<V> {
 /// # Errors
 /// [`Error::Encode`] when the value cannot be encoded, or a tag is longer than 65,535 bytes, or there are
 /// more than 65,535 tags.
-pub fn encode<C: Codec, V: Serialize + ?Sized>(
+pub fn encode_with<C: Codec, V: Serialize + ?Sized>(
     codec: &C,
     stamp: FillStamp,
+    freshness: Freshness,
     tags: &[String],
     value: &V,
 ) -> Result<Vec<u8>, Error> {
@@ -62,9 +133,11 @@ pub fn encode<C: Codec, V: Serialize + ?Sized>(
         reason: format!("{what} exceeds 65535"),
     };
     let tag_bytes: usize = tags.iter().map(|tag| tag.len() + 2).sum();
-    let mut out = Vec::with_capacity(13 + tag_bytes + 64);
+    let mut out = Vec::with_capacity(29 + tag_bytes + 64);
     out.extend_from_slice(&[MAGIC, FORMAT_VERSION, C::ID]);
     out.extend_from_slice(&stamp.get().to_le_bytes());
+    out.extend_from_slice(&freshness.fresh_until_ms.to_le_bytes());
+    out.extend_from_slice(&freshness.revalidate_until_ms.to_le_bytes());
     let count = u16::try_from(tags.len()).map_err(|_| too_big("tag count"))?;
     out.extend_from_slice(&count.to_le_bytes());
     for tag in tags {
@@ -81,6 +154,8 @@ pub fn encode<C: Codec, V: Serialize + ?Sized>(
 pub struct RawEntry<'a> {
     /// When the entry's fill started.
     pub stamp: FillStamp,
+    /// Until when the entry is fresh.
+    pub freshness: Freshness,
     tag_count: u16,
     tag_bytes: &'a [u8],
     /// The codec's bytes of the value.
@@ -124,6 +199,10 @@ pub fn parse<C: Codec>(bytes: &[u8]) -> Result<RawEntry<'_>, Error> {
         )));
     }
     let stamp = FillStamp::new(u64::from_le_bytes(reader.array::<8>()?));
+    let freshness = Freshness {
+        fresh_until_ms: u64::from_le_bytes(reader.array::<8>()?),
+        revalidate_until_ms: u64::from_le_bytes(reader.array::<8>()?),
+    };
     let tag_count = u16::from_le_bytes(reader.array::<2>()?);
     let tags_start = reader.bytes;
     for _ in 0..tag_count {
@@ -134,6 +213,7 @@ pub fn parse<C: Codec>(bytes: &[u8]) -> Result<RawEntry<'_>, Error> {
     let tag_bytes = &tags_start[..tags_start.len() - reader.bytes.len()];
     Ok(RawEntry {
         stamp,
+        freshness,
         tag_count,
         tag_bytes,
         payload: reader.bytes,
@@ -152,6 +232,7 @@ pub fn decode<C: Codec, V: DeserializeOwned>(
     let value = codec.decode(raw.payload)?;
     Ok(DecodedEntry {
         stamp: raw.stamp,
+        freshness: raw.freshness,
         tags: raw.tags().map(str::to_owned).collect(),
         value,
     })

@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `CACHE_ENABLED` | `true` | `false` turns the layer into a pass-through |
 //! | `CACHE_KEY_PREFIX` | `cache:` | scopes every key a shared store writes; stores read it from here |
+//! | `CACHE_SOFT_TIMEOUT_MS` | off | answer with a stale value when the inner call takes longer ([`CacheLayer::soft_timeout`](crate::CacheLayer::soft_timeout)) |
+//! | `CACHE_HARD_TIMEOUT_MS` | off | give up on the inner call of a read after this long ([`CacheLayer::hard_timeout`](crate::CacheLayer::hard_timeout)) |
 //!
 //! ```
 //! use cache_core::CacheConfig;
@@ -19,6 +21,8 @@
 
 pub mod env;
 
+use std::time::Duration;
+
 use crate::Error;
 use env::{Environment, ProcessEnv};
 
@@ -26,6 +30,10 @@ use env::{Environment, ProcessEnv};
 pub const CACHE_ENABLED: &str = "CACHE_ENABLED";
 /// Name of the variable that scopes every stored key.
 pub const CACHE_KEY_PREFIX: &str = "CACHE_KEY_PREFIX";
+/// Variable of [`CacheConfig::soft_timeout`], in milliseconds; unset or `0` is off.
+pub const CACHE_SOFT_TIMEOUT_MS: &str = "CACHE_SOFT_TIMEOUT_MS";
+/// Variable of [`CacheConfig::hard_timeout`], in milliseconds; unset or `0` is off.
+pub const CACHE_HARD_TIMEOUT_MS: &str = "CACHE_HARD_TIMEOUT_MS";
 
 const MAX_PREFIX_LEN: usize = 128;
 
@@ -37,6 +45,10 @@ pub struct CacheConfig {
     pub enabled: bool,
     /// Prefix of every key written to a shared store (`CACHE_KEY_PREFIX`).
     pub key_prefix: String,
+    /// See [`CacheLayer::soft_timeout`](crate::CacheLayer::soft_timeout) (`CACHE_SOFT_TIMEOUT_MS`).
+    pub soft_timeout: Option<Duration>,
+    /// See [`CacheLayer::hard_timeout`](crate::CacheLayer::hard_timeout) (`CACHE_HARD_TIMEOUT_MS`).
+    pub hard_timeout: Option<Duration>,
 }
 
 impl Default for CacheConfig {
@@ -44,12 +56,14 @@ impl Default for CacheConfig {
         Self {
             enabled: true,
             key_prefix: "cache:".to_owned(),
+            soft_timeout: None,
+            hard_timeout: None,
         }
     }
 }
 
 impl CacheConfig {
-    /// Reads `CACHE_ENABLED` and `CACHE_KEY_PREFIX` from the process environment.
+    /// Reads `CACHE_ENABLED`, `CACHE_KEY_PREFIX` and the timeouts from the process environment.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the variable whose value is bad.
@@ -68,9 +82,15 @@ impl CacheConfig {
             Some(prefix) => validate_prefix(CACHE_KEY_PREFIX, prefix)?,
             None => defaults.key_prefix,
         };
+        let timeout = |name| {
+            env::read_millis(env, name, Duration::ZERO)
+                .map(|timeout| (!timeout.is_zero()).then_some(timeout))
+        };
         Ok(Self {
             enabled,
             key_prefix,
+            soft_timeout: timeout(CACHE_SOFT_TIMEOUT_MS)?,
+            hard_timeout: timeout(CACHE_HARD_TIMEOUT_MS)?,
         })
     }
 

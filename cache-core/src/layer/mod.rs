@@ -40,8 +40,8 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::single_flight::SingleFlight;
-use crate::{CacheConfig, CacheHandle, Invalidate, Stats, Store};
-use shared::Shared;
+use crate::{CacheConfig, CacheEvents, CacheHandle, Invalidate, Stats, Store};
+use shared::{InnerTimeouts, Shared};
 
 /// How long the layer waits for one store operation before going on without the store.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
@@ -57,6 +57,8 @@ pub struct CacheLayer<St, P> {
     stats: Stats,
     enabled: bool,
     store_timeout: Duration,
+    timeouts: InnerTimeouts,
+    events: Option<Arc<dyn CacheEvents>>,
 }
 
 impl<St, P> CacheLayer<St, P> {
@@ -68,13 +70,49 @@ impl<St, P> CacheLayer<St, P> {
             stats: Stats::new(),
             enabled: true,
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            timeouts: InnerTimeouts::default(),
+            events: None,
         }
     }
 
-    /// Applies the settings of `config` that concern the layer (`CACHE_ENABLED`).
+    /// Applies the settings of `config` that concern the layer: `CACHE_ENABLED`, and the soft and hard
+    /// timeouts when set.
     #[must_use]
-    pub fn config(self, config: &CacheConfig) -> Self {
+    pub fn config(mut self, config: &CacheConfig) -> Self {
+        self.timeouts = InnerTimeouts {
+            soft: config.soft_timeout,
+            hard: config.hard_timeout,
+        };
         self.enabled(config.enabled)
+    }
+
+    /// With a stale value at hand (an entry within its stale-if-error period), answer with it when the
+    /// inner call takes longer than `timeout`. The call goes on in the background and stores its result,
+    /// so the next read is fresh. Without a stale value the caller waits as usual. Off by default.
+    ///
+    /// Use it when a slow answer is worse than a slightly old one: a dashboard over a rate-limited API.
+    #[must_use]
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.soft = Some(timeout);
+        self
+    }
+
+    /// Gives up on the inner call of a cacheable read after `timeout` (readiness included): the caller
+    /// gets [`Error::InnerTimeout`](crate::Error::InnerTimeout), or a stale value within its
+    /// stale-if-error period. Waiters of that call get the same. Off by default; writes and
+    /// pass-through requests are not bounded (put a `tower::timeout` layer below the cache for those).
+    #[must_use]
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.hard = Some(timeout);
+        self
+    }
+
+    /// Calls `events` on every hit, miss, dedupe, stale answer, failed refresh and store error, besides
+    /// the counters and tracing (see [`crate::events`]).
+    #[must_use]
+    pub fn events(mut self, events: impl CacheEvents) -> Self {
+        self.events = Some(Arc::new(events));
+        self
     }
 
     /// Turns caching on or off; off makes the layer a pass-through.
@@ -120,7 +158,9 @@ impl<S, St: Store + Clone, P> Layer<S> for CacheLayer<St, P> {
             policy: Arc::clone(&self.policy),
             flights: Arc::new(SingleFlight::new()),
             stats: self.stats.clone(),
+            events: self.events.clone(),
             store_timeout: (!self.store.bounds_its_operations()).then_some(self.store_timeout),
+            timeouts: self.timeouts,
         };
         Cache::new(inner, Arc::new(shared), self.enabled)
     }
@@ -134,6 +174,8 @@ impl<St: Clone, P> Clone for CacheLayer<St, P> {
             stats: self.stats.clone(),
             enabled: self.enabled,
             store_timeout: self.store_timeout,
+            timeouts: self.timeouts,
+            events: self.events.clone(),
         }
     }
 }
@@ -145,6 +187,9 @@ impl<St, P> std::fmt::Debug for CacheLayer<St, P> {
             .field("policy", &std::any::type_name::<P>())
             .field("enabled", &self.enabled)
             .field("store_timeout", &self.store_timeout)
+            .field("soft_timeout", &self.timeouts.soft)
+            .field("hard_timeout", &self.timeouts.hard)
+            .field("events", &self.events.is_some())
             .finish()
     }
 }

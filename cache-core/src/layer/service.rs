@@ -5,7 +5,7 @@ use tower_service::Service;
 
 use super::call::call_ready;
 use super::future::ResponseFuture;
-use super::read::read_through;
+use super::read::{read_through, serve_and_revalidate};
 use super::shared::Shared;
 use super::write::write_through;
 use crate::{BoxError, CacheKey, CachePolicy, Classified, Lookup, Stats, Store};
@@ -109,20 +109,33 @@ where
                 let key = CacheKey::from(key);
                 let lookup = match self.shared.store.get(&key).into_ready() {
                     Ok(Ok(Lookup::Hit { value, .. })) => {
-                        self.shared.stats.hit();
-                        tracing::trace!(cache.key = %key, "cache hit");
+                        self.shared.hit(&key);
+                        return ResponseFuture::ready(value);
+                    }
+                    Ok(Ok(Lookup::Stale {
+                        value,
+                        stamp,
+                        revalidate: true,
+                    })) => {
+                        let value = serve_and_revalidate(
+                            &self.shared,
+                            self.inner.clone(),
+                            req,
+                            key,
+                            read,
+                            (value, stamp),
+                        );
                         return ResponseFuture::ready(value);
                     }
                     Ok(other) => {
                         let shared = Arc::clone(&self.shared);
-                        let lookup = crate::StoreFuture::ready(other);
                         return ResponseFuture::boxed(read_through(
                             shared,
                             self.inner.clone(),
                             req,
                             key,
                             read,
-                            lookup,
+                            other,
                         ));
                     }
                     Err(pending) => pending,
@@ -134,11 +147,9 @@ where
                 ResponseFuture::boxed(async move {
                     let lookup = shared.bounded("get", lookup).await;
                     if let Ok(Lookup::Hit { value, .. }) = lookup {
-                        shared.stats.hit();
-                        tracing::trace!(cache.key = %key, "cache hit");
+                        shared.hit(&key);
                         return Ok(value);
                     }
-                    let lookup = crate::StoreFuture::ready(lookup);
                     Box::pin(read_through(shared, inner, req, key, read, lookup)).await
                 })
             }

@@ -5,7 +5,8 @@ use tower_service::Service;
 use super::call::call_ready;
 use super::shared::Shared;
 use crate::{
-    BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, PutOutcome, Store, WriteEffects,
+    BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, PutOutcome, StalePeriods,
+    Store, WriteEffects,
 };
 
 /// The write path: call the inner service, then apply what the policy says the write changed.
@@ -66,6 +67,7 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
                 value,
                 ttl,
                 tags,
+                stale: StalePeriods::NONE,
                 stamp: None,
             };
             (CacheKey::from(key), entry)
@@ -97,6 +99,7 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
                     value,
                     ttl,
                     tags,
+                    stale: StalePeriods::NONE,
                     stamp: Some(base),
                 },
             )

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use super::{
-    CachePolicy, Classified, FillPlan, KeyExtractor, NoTags, NoWrites, TagExtractor, TtlPolicy,
-    WriteEffects, WriteHook,
+    CachePolicy, Classified, FailureClassifier, FillPlan, KeyExtractor, NoFailures, NoTags,
+    NoWrites, StaleWindows, TagExtractor, TtlPolicy, WriteEffects, WriteHook,
 };
 
 /// The TTL of a [`Policy`] until [`Policy::ttl`] sets one.
@@ -30,63 +30,177 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// # let _ = policy;
 /// ```
 #[derive(Debug, Clone)]
-pub struct Policy<K, T = NoTags, L = Duration, W = NoWrites> {
+pub struct Policy<K, T = NoTags, L = Duration, W = NoWrites, S = StaleWindows, F = NoFailures> {
     key: K,
     tags: T,
     ttl: L,
     writes: W,
+    stale: S,
+    failures: F,
 }
 
 impl<K> Policy<K> {
-    /// A policy caching what `key` accepts for [`DEFAULT_TTL`], without tags or writes.
+    /// A policy caching what `key` accepts for [`DEFAULT_TTL`], without tags, writes or stale serving.
     pub fn new(key: K) -> Self {
         Self {
             key,
             tags: NoTags,
             ttl: DEFAULT_TTL,
             writes: NoWrites,
+            stale: StaleWindows::default(),
+            failures: NoFailures,
         }
     }
 }
 
-impl<K, T, L, W> Policy<K, T, L, W> {
+impl<K, T, L, W, S, F> Policy<K, T, L, W, S, F> {
     /// Sets the tag extractor.
-    pub fn tags<T2>(self, tags: T2) -> Policy<K, T2, L, W> {
+    pub fn tags<T2>(self, tags: T2) -> Policy<K, T2, L, W, S, F> {
+        let Self {
+            key,
+            ttl,
+            writes,
+            stale,
+            failures,
+            ..
+        } = self;
         Policy {
-            key: self.key,
+            key,
             tags,
-            ttl: self.ttl,
-            writes: self.writes,
+            ttl,
+            writes,
+            stale,
+            failures,
         }
     }
 
     /// Sets the TTL: a [`Duration`] or a closure over the response.
-    pub fn ttl<L2>(self, ttl: L2) -> Policy<K, T, L2, W> {
+    pub fn ttl<L2>(self, ttl: L2) -> Policy<K, T, L2, W, S, F> {
+        let Self {
+            key,
+            tags,
+            writes,
+            stale,
+            failures,
+            ..
+        } = self;
         Policy {
-            key: self.key,
-            tags: self.tags,
+            key,
+            tags,
             ttl,
-            writes: self.writes,
+            writes,
+            stale,
+            failures,
         }
     }
 
     /// Sets the write hook.
-    pub fn writes<W2>(self, writes: W2) -> Policy<K, T, L, W2> {
+    pub fn writes<W2>(self, writes: W2) -> Policy<K, T, L, W2, S, F> {
+        let Self {
+            key,
+            tags,
+            ttl,
+            stale,
+            failures,
+            ..
+        } = self;
         Policy {
-            key: self.key,
-            tags: self.tags,
-            ttl: self.ttl,
+            key,
+            tags,
+            ttl,
             writes,
+            stale,
+            failures,
+        }
+    }
+
+    /// Sets which responses are failures (never cached; answered from a stale entry within its
+    /// stale-if-error period): a closure `Fn(&Resp) -> bool`.
+    pub fn failures<F2>(self, failures: F2) -> Policy<K, T, L, W, S, F2> {
+        let Self {
+            key,
+            tags,
+            ttl,
+            writes,
+            stale,
+            ..
+        } = self;
+        Policy {
+            key,
+            tags,
+            ttl,
+            writes,
+            stale,
+            failures,
         }
     }
 }
 
-impl<Req, V, K, T, L, W> CachePolicy<Req, V> for Policy<K, T, L, W>
+impl<K, T, L, W, R, E, F> Policy<K, T, L, W, StaleWindows<R, E>, F> {
+    /// Sets the stale-while-revalidate period (see [`crate::stale`]): a [`Duration`] or a closure over
+    /// the response. After the TTL and for this long, hits answer with the entry at once and refresh it
+    /// in the background.
+    pub fn stale_while_revalidate<R2>(
+        self,
+        period: R2,
+    ) -> Policy<K, T, L, W, StaleWindows<R2, E>, F> {
+        let Self {
+            key,
+            tags,
+            ttl,
+            writes,
+            stale,
+            failures,
+        } = self;
+        let stale = StaleWindows {
+            while_revalidate: period,
+            if_error: stale.if_error,
+        };
+        Policy {
+            key,
+            tags,
+            ttl,
+            writes,
+            stale,
+            failures,
+        }
+    }
+
+    /// Sets the stale-if-error period (fail-safe, see [`crate::stale`]): a [`Duration`] or a closure over
+    /// the response. After the TTL and for this long, a failed inner call is answered with the entry.
+    pub fn stale_if_error<E2>(self, period: E2) -> Policy<K, T, L, W, StaleWindows<R, E2>, F> {
+        let Self {
+            key,
+            tags,
+            ttl,
+            writes,
+            stale,
+            failures,
+        } = self;
+        let stale = StaleWindows {
+            while_revalidate: stale.while_revalidate,
+            if_error: period,
+        };
+        Policy {
+            key,
+            tags,
+            ttl,
+            writes,
+            stale,
+            failures,
+        }
+    }
+}
+
+impl<Req, V, K, T, L, W, R, E, F> CachePolicy<Req, V> for Policy<K, T, L, W, StaleWindows<R, E>, F>
 where
     K: KeyExtractor<Req>,
     T: TagExtractor<V>,
     L: TtlPolicy<V>,
     W: WriteHook<Req, V>,
+    R: TtlPolicy<V>,
+    E: TtlPolicy<V>,
+    F: FailureClassifier<V>,
 {
     type Read = ();
     type Write = W::Pending;
@@ -103,12 +217,18 @@ where
 
     fn fill(&self, key: &str, _read: &(), value: &V) -> FillPlan {
         let ttl = self.ttl.ttl(value);
-        let tags = if ttl.is_zero() {
-            Vec::new()
-        } else {
-            self.tags.tags(key, value)
-        };
-        FillPlan { ttl, tags }
+        if ttl.is_zero() {
+            return FillPlan::dedupe_only();
+        }
+        FillPlan {
+            ttl,
+            tags: self.tags.tags(key, value),
+            stale: self.stale.periods(value),
+        }
+    }
+
+    fn is_failure(&self, value: &V) -> bool {
+        self.failures.is_failure(value)
     }
 
     fn after_write(&self, write: W::Pending, value: &V) -> WriteEffects<V> {

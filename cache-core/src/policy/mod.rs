@@ -22,17 +22,21 @@
 
 mod composed;
 mod key;
+mod stale;
 mod tags;
 mod ttl;
 mod write;
 
 pub use composed::{Policy, DEFAULT_TTL};
 pub use key::KeyExtractor;
+pub use stale::{FailureClassifier, NoFailures, StaleWindows};
 pub use tags::{NoTags, TagExtractor};
 pub use ttl::TtlPolicy;
 pub use write::{AfterWrite, EntryUpdate, Modify, NoWrites, WriteEffects, WriteHook};
 
 use std::time::Duration;
+
+use crate::StalePeriods;
 
 /// How the layer treats one request.
 #[derive(Debug)]
@@ -57,6 +61,31 @@ pub struct FillPlan {
     pub ttl: Duration,
     /// Tags of the entry.
     pub tags: Vec<String>,
+    /// How long the entry may be served after `ttl` (see [`crate::stale`]); none by default.
+    pub stale: StalePeriods,
+}
+
+impl FillPlan {
+    /// Store for `ttl` with `tags`, nothing served after the TTL.
+    pub fn new(ttl: Duration, tags: Vec<String>) -> Self {
+        Self {
+            ttl,
+            tags,
+            stale: StalePeriods::NONE,
+        }
+    }
+
+    /// Share the response with concurrent callers, store nothing.
+    pub fn dedupe_only() -> Self {
+        Self::new(Duration::ZERO, Vec::new())
+    }
+
+    /// Also serve the entry after its TTL, within `stale`.
+    #[must_use]
+    pub fn with_stale(mut self, stale: StalePeriods) -> Self {
+        self.stale = stale;
+        self
+    }
 }
 
 /// Everything the layer asks of a policy.
@@ -76,6 +105,14 @@ pub trait CachePolicy<Req, V>: Send + Sync + 'static {
     /// TTL and tags for the successful response `value` to the read of `key`.
     fn fill(&self, key: &str, read: &Self::Read, value: &V) -> FillPlan;
 
+    /// True when `value` is a failure that came as a response (an HTTP 429 or 5xx, say) rather than an
+    /// error: it is not stored, and an entry within its stale-if-error period answers instead. Called
+    /// before [`fill`](Self::fill). No response is a failure by default.
+    fn is_failure(&self, value: &V) -> bool {
+        let _ = value;
+        false
+    }
+
     /// What the successful write changes in the cache.
     fn after_write(&self, write: Self::Write, value: &V) -> WriteEffects<V>;
 }
@@ -90,6 +127,10 @@ impl<Req, V, P: CachePolicy<Req, V>> CachePolicy<Req, V> for std::sync::Arc<P> {
 
     fn fill(&self, key: &str, read: &Self::Read, value: &V) -> FillPlan {
         (**self).fill(key, read, value)
+    }
+
+    fn is_failure(&self, value: &V) -> bool {
+        (**self).is_failure(value)
     }
 
     fn after_write(&self, write: Self::Write, value: &V) -> WriteEffects<V> {

@@ -31,7 +31,7 @@ pub use records::InvalidationRecords;
 
 use std::time::Duration;
 
-use crate::{CacheKey, Error};
+use crate::{CacheKey, Error, StalePeriods};
 
 /// The instant a fill started, in the store's own clock. Opaque to the layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -60,6 +60,18 @@ pub enum Lookup<V> {
         /// When the fill of this entry started; a put of a modified value reuses it.
         stamp: FillStamp,
     },
+    /// An entry past its TTL, kept for its [`StalePeriods`]: served while it revalidates, or when the
+    /// inner service fails. A fill that starts now stores its result with `stamp`.
+    Stale {
+        /// The stale value.
+        value: V,
+        /// Taken before the fill (or refresh) starts, like a miss's.
+        stamp: FillStamp,
+        /// True within the entry's stale-while-revalidate period: serve it and refresh in the
+        /// background. False within its stale-if-error period only: call the inner service and keep
+        /// this value for when that fails.
+        revalidate: bool,
+    },
     /// No live entry. A fill that starts now stores its result with `stamp`.
     Miss {
         /// Taken before the fill starts.
@@ -79,8 +91,11 @@ pub enum Lookup<V> {
 pub struct PutEntry<V> {
     /// The value.
     pub value: V,
-    /// How long the entry lives; never zero (the layer does not store zero-TTL values).
+    /// How long the entry is fresh; never zero (the layer does not store zero-TTL values).
     pub ttl: Duration,
+    /// How long after `ttl` the entry is kept to be served stale; the store keeps it for
+    /// `ttl + stale.retention()` and answers [`Lookup::Stale`] after `ttl`.
+    pub stale: StalePeriods,
     /// Tags whose invalidation removes this entry.
     pub tags: Vec<String>,
     /// When the fill started; `None` means "now" (a value returned by a write, not read through the cache).
@@ -127,7 +142,8 @@ pub trait Store: Invalidate {
     /// The type of the cached values (the inner service's response).
     type Value;
 
-    /// Looks `key` up. Expired and invalidated entries are misses.
+    /// Looks `key` up. Expired and invalidated entries are misses; entries past their TTL but within
+    /// their [`StalePeriods`] are [`Lookup::Stale`].
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<Self::Value>, Error>>;
 
     /// Stores `entry` under `key`, unless an invalidation since `entry.stamp` supersedes it.
