@@ -136,7 +136,7 @@ impl DynamoPolicy {
     /// The item entry a write leaves behind: what a `GetItem` of that key would have cached.
     fn item_entry(&self, write: &DynamoWrite, item: Item) -> EntryUpdate<DynamoResponse> {
         let plan = self.plan(&write.table, &write.key.partition, false);
-        let FillPlan { ttl, tags } = plan;
+        let FillPlan { ttl, tags, .. } = plan;
         EntryUpdate::Put {
             key: item_key(&write.table, &write.key),
             value: DynamoResponse::Item(Some(item)),
@@ -151,10 +151,7 @@ impl DynamoPolicy {
         if query {
             tags.push(queries_tag(table, partition));
         }
-        FillPlan {
-            ttl: self.ttl,
-            tags,
-        }
+        FillPlan::new(self.ttl, tags)
     }
 }
 
