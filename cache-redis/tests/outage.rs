@@ -121,3 +121,81 @@ async fn a_hung_redis_costs_at_most_the_timeout_and_caching_resumes() {
     }
     assert!(resumed, "caching resumed once Redis answered again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_under_a_stream_of_slow_requests_fails_none_and_delays_none_past_the_timeout()
+{
+    let mut server = RedisServer::start();
+    let store_timeout = Duration::from_millis(200);
+    let inner_call = Duration::from_millis(100);
+    let store = RedisStore::<String>::connect(
+        &server.url(),
+        RedisOptions::default().timeout(store_timeout),
+    )
+    .unwrap();
+    let upstream = service_fn(move |id: u64| async move {
+        tokio::time::sleep(inner_call).await;
+        Ok::<_, std::convert::Infallible>(format!("value {id}"))
+    });
+    let policy = Policy::new(|id: &u64| Some(format!("item:{id}")))
+        .ttl(Duration::from_secs(60))
+        .stale_if_error(Duration::from_secs(60));
+    let layer = CacheLayer::new(store, policy);
+    let stats = layer.stats();
+    let service = layer.layer(upstream);
+
+    // Four clients read 20 keys in turn; Redis dies a third of the way through and comes back at two
+    // thirds. Each request is timed on its own.
+    let reads_per_client = 60;
+    let clients: Vec<_> = (0..4u64)
+        .map(|client| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let mut slowest = Duration::ZERO;
+                for n in 0..reads_per_client {
+                    let id = (client * 7 + n) % 20;
+                    let started = std::time::Instant::now();
+                    let answer = service.clone().oneshot(id).await;
+                    slowest = slowest.max(started.elapsed());
+                    assert_eq!(
+                        answer.expect("never a failed request"),
+                        format!("value {id}")
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                slowest
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    server.restart();
+
+    let mut slowest = Duration::ZERO;
+    for client in clients {
+        slowest = slowest.max(client.await.expect("client panicked"));
+    }
+    // A scheduling margin on top of the bound: this guards against waits that stack (a timeout per
+    // store operation, or a retry loop), not against a slow machine.
+    let bound = store_timeout + inner_call + Duration::from_millis(150);
+    assert!(
+        slowest <= bound,
+        "slowest request {slowest:?}, bound {bound:?}"
+    );
+    assert!(stats.snapshot().store_errors > 0, "the outage was seen");
+
+    // Caching resumes: a key read twice is a hit the second time.
+    let mut resumed = false;
+    for _ in 0..100 {
+        let hits = stats.snapshot().hits;
+        service.clone().oneshot(99).await.unwrap();
+        service.clone().oneshot(99).await.unwrap();
+        if stats.snapshot().hits > hits {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(resumed, "caching resumed after Redis came back");
+}
