@@ -391,3 +391,25 @@ async fn without_stale_periods_nothing_is_served_after_the_ttl() {
     assert!(service.oneshot(1).await.is_err());
     assert_eq!(stats.snapshot().stale_served, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_invalidated_entry_is_never_served_stale() {
+    let upstream = Upstream::new();
+    let policy = Policy::new(key)
+        .ttl(TTL)
+        .stale_while_revalidate(Duration::from_secs(60))
+        .stale_if_error(Duration::from_secs(60))
+        .tags(|key: &str, _: &String| vec![key.to_owned()]);
+    let layer = CacheLayer::new(MemoryStore::new(100), policy);
+    let handle = layer.handle();
+    let service = layer.layer(upstream.clone());
+
+    service.clone().oneshot(1).await.unwrap();
+    service.clone().oneshot(2).await.unwrap();
+    advance(TTL).await;
+    handle.invalidate_tags(["item:1"]).await.unwrap();
+    handle.remove("item:2").await.unwrap();
+    upstream.set_mode(Mode::Fail);
+    assert!(service.clone().oneshot(1).await.is_err(), "invalidated tag");
+    assert!(service.oneshot(2).await.is_err(), "removed key");
+}

@@ -2,7 +2,8 @@
 //!
 //! - **Size cap**: at most `capacity` entries (`CACHE_MEMORY_SIZE`), evicted by mini-moka's TinyLFU policy.
 //! - **Per-entry TTL**: mini-moka only has a cache-wide TTL, so each entry carries its own deadlines: a
-//!   read past its TTL is [`Lookup::Stale`] within the entry's stale periods, a miss after them. Expired entries leave when overwritten or evicted; they never outgrow the cap.
+//!   read past its TTL is [`Lookup::Stale`] within the entry's stale periods, a miss after them. Expired
+//!   entries leave when overwritten or evicted; they never outgrow the cap.
 //! - **Tags** follow the invalidation model of [`cache_core::store`]: invalidating records a time, reads
 //!   compare it with the entry's fill stamp. Nothing is kept per tag per entry, so evictions and expiries
 //!   leave no bookkeeping behind; the record of invalidations has its own cap.
