@@ -10,7 +10,12 @@
 //!   ([`CachePolicy::is_failure`](crate::CachePolicy::is_failure)).
 //!
 //! The store keeps the entry for the TTL plus the longer of the two periods. Both are zero by default:
-//! nothing is served after its TTL unless a policy asks for it.
+//! nothing is served after its TTL unless a policy asks for it. An invalidated entry is gone, stale
+//! periods or not.
+//!
+//! A refresh runs with the request of the caller that found the entry stale: that caller is answered
+//! from the cache, so its request is free. No `Clone` bound is needed, and any request type works,
+//! `http::Request` with a streaming body included.
 
 use std::time::Duration;
 
