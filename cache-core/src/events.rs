@@ -95,3 +95,38 @@ impl<E: CacheEvents + ?Sized> CacheEvents for Arc<E> {
         (**self).on_store_error(key, error);
     }
 }
+
+/// Both hooks, the first then the second: hooks of your own and `cache_core::metrics::MetricsEvents`
+/// (feature `metrics`), say, on one layer with `.events((mine, metrics))`. Nest pairs for more:
+/// `(a, (b, c))`.
+impl<A: CacheEvents, B: CacheEvents> CacheEvents for (A, B) {
+    fn on_hit(&self, key: &str) {
+        self.0.on_hit(key);
+        self.1.on_hit(key);
+    }
+
+    fn on_miss(&self, key: &str) {
+        self.0.on_miss(key);
+        self.1.on_miss(key);
+    }
+
+    fn on_dedupe(&self, key: &str) {
+        self.0.on_dedupe(key);
+        self.1.on_dedupe(key);
+    }
+
+    fn on_stale_served(&self, key: &str, reason: StaleReason) {
+        self.0.on_stale_served(key, reason);
+        self.1.on_stale_served(key, reason);
+    }
+
+    fn on_refresh_failed(&self, key: &str, error: &BoxError) {
+        self.0.on_refresh_failed(key, error);
+        self.1.on_refresh_failed(key, error);
+    }
+
+    fn on_store_error(&self, key: &str, error: &Error) {
+        self.0.on_store_error(key, error);
+        self.1.on_store_error(key, error);
+    }
+}

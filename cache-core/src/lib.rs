@@ -47,7 +47,20 @@
 //!
 //! # Cargo features
 //!
-//! None yet: the codecs (bincode 2 in serde mode, MessagePack) are always built.
+//! The codecs (bincode 2 in serde mode, MessagePack) are always built. Off by default:
+//!
+//! - **`metrics`**: the module `metrics` and its `MetricsEvents`, a [`CacheEvents`] implementation that
+//!   counts through the [`metrics`](https://docs.rs/metrics) facade, for any exporter (Prometheus,
+//!   OpenTelemetry). Set it with `CacheLayer::new(..).events(MetricsEvents::new("profiles"))`, after
+//!   installing the recorder: the counters are registered with the recorder in force when `new` runs.
+//!   To keep hooks of your own as well, pass a pair: `.events((mine, metrics))`.
+//!
+//!   | Metric | Labels |
+//!   | --- | --- |
+//!   | `cache_requests_total` | `cache`, `outcome` = `hit`, `miss`, `dedupe` or `stale` |
+//!   | `cache_stale_served_total` | `cache`, `reason` = [`StaleReason::as_str`] |
+//!   | `cache_refresh_failures_total` | `cache` |
+//!   | `cache_store_errors_total` | `cache` |
 
 pub mod codec;
 pub mod config;
@@ -56,6 +69,8 @@ pub mod events;
 mod handle;
 mod key;
 pub mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod policy;
 pub mod single_flight;
 pub mod stale;
