@@ -81,3 +81,37 @@ fn good_values_are_accepted() {
     let config = CacheConfig::from_env_source(&[("CACHE_KEY_PREFIX", "bot-1:cache:")]).unwrap();
     assert_eq!(config.key_prefix, "bot-1:cache:");
 }
+
+#[test]
+fn config_keeps_timeouts_set_in_code_when_the_environment_sets_none() {
+    use std::time::Duration;
+    let layer = || {
+        CacheLayer::new(
+            MemoryStore::<u32>::new(10),
+            Policy::new(|n: &u32| Some(n.to_string())),
+        )
+        .soft_timeout(Duration::from_millis(300))
+    };
+    let unset = CacheConfig::from_env_source(&[("CACHE_ENABLED", "true")]).unwrap();
+    let kept = format!("{:?}", layer().config(&unset));
+    assert!(kept.contains("soft_timeout: Some(300ms)"), "{kept}");
+    assert!(kept.contains("hard_timeout: None"), "{kept}");
+
+    let set = CacheConfig::from_env_source(&[
+        ("CACHE_SOFT_TIMEOUT_MS", "50"),
+        ("CACHE_HARD_TIMEOUT_MS", "2000"),
+    ])
+    .unwrap();
+    let overridden = format!("{:?}", layer().config(&set));
+    assert!(
+        overridden.contains("soft_timeout: Some(50ms)"),
+        "{overridden}"
+    );
+    assert!(
+        overridden.contains("hard_timeout: Some(2s)"),
+        "{overridden}"
+    );
+
+    let bad = CacheConfig::from_env_source(&[("CACHE_SOFT_TIMEOUT_MS", "fast")]).unwrap_err();
+    assert!(bad.to_string().contains("CACHE_SOFT_TIMEOUT_MS"), "{bad}");
+}

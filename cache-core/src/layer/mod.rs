@@ -80,8 +80,8 @@ impl<St, P> CacheLayer<St, P> {
     #[must_use]
     pub fn config(mut self, config: &CacheConfig) -> Self {
         self.timeouts = InnerTimeouts {
-            soft: config.soft_timeout,
-            hard: config.hard_timeout,
+            soft: config.soft_timeout.or(self.timeouts.soft),
+            hard: config.hard_timeout.or(self.timeouts.hard),
         };
         self.enabled(config.enabled)
     }
