@@ -1,10 +1,11 @@
 //! [`DiscordCache`]: the Discord policy, a store and the helpers, assembled from the environment.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cache_core::config::env::{Environment, ProcessEnv};
 use cache_core::layer::Cache;
-use cache_core::{CacheConfig, CacheHandle, CacheLayer, StatsSnapshot, Store};
+use cache_core::{CacheConfig, CacheEvents, CacheHandle, CacheLayer, StatsSnapshot, Store};
 use serde_json::Value;
 use tower_layer::Layer;
 
@@ -86,10 +87,37 @@ where
         Ok(Self::new(store, policy).config(&config))
     }
 
-    /// Applies the layer's settings of `config` (`CACHE_ENABLED`).
+    /// Applies the layer's settings of `config` (`CACHE_ENABLED`, the soft and hard timeouts).
     #[must_use]
     pub fn config(mut self, config: &CacheConfig) -> Self {
         self.layer = self.layer.config(config);
+        self
+    }
+
+    /// With an expired entry at hand (within its stale-if-error period), answer with it when Discord
+    /// takes longer than `timeout`; the call goes on and stores its answer. See
+    /// [`CacheLayer::soft_timeout`]. Set it after [`config`](Self::config), which applies
+    /// `CACHE_SOFT_TIMEOUT_MS` whether set or not.
+    #[must_use]
+    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.layer = self.layer.soft_timeout(timeout);
+        self
+    }
+
+    /// Gives up on Discord after `timeout` for a cached read: the caller gets the expired entry within
+    /// its stale-if-error period, or an error. See [`CacheLayer::hard_timeout`]. Set it after
+    /// [`config`](Self::config), which applies `CACHE_HARD_TIMEOUT_MS` whether set or not.
+    #[must_use]
+    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.layer = self.layer.hard_timeout(timeout);
+        self
+    }
+
+    /// Reports every hit, miss, dedupe, stale answer, failed refresh and store error to `events`, for
+    /// your own metrics. See [`CacheLayer::events`].
+    #[must_use]
+    pub fn events(mut self, events: impl CacheEvents) -> Self {
+        self.layer = self.layer.events(events);
         self
     }
 

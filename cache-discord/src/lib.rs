@@ -134,7 +134,8 @@
 //! # Cargo features
 //!
 //! - `test-server`: the `server` module, a local Discord-like REST server (hyper 1 on 127.0.0.1) with realistic
-//!   JSON, latency, Discord's rate-limit headers and 429s, and call counters, for tests and demos.
+//!   JSON, latency, Discord's rate-limit headers and 429s, outages on demand, and call counters, for tests
+//!   and demos.
 
 pub mod buffer;
 pub mod channel_index;

@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cache_core::codec::{Bincode, Codec, MessagePack};
+use cache_core::StalePeriods;
 use cache_discord::{CachedResponse, DiscordCache, DiscordTtls};
 use cache_memory::MemoryStore;
 use tower::{service_fn, Layer, ServiceExt};
 
 const BOT: &str = "Bot ODEzODQ3ODg3NjU3MTIzODQ.GxYz1a.c2lnbmF0dXJl";
-const VARIABLES: [&str; 5] = [
+const VARIABLES: [&str; 7] = [
     "CACHE_DISCORD_USER_GUILDS_TTL",
     "CACHE_DISCORD_BOT_GUILDS_TTL",
     "CACHE_DISCORD_CHANNELS_TTL",
     "CACHE_DISCORD_ROLES_TTL",
     "CACHE_DISCORD_MEMBERS_TTL",
+    "CACHE_DISCORD_STALE_WHILE_REVALIDATE",
+    "CACHE_DISCORD_STALE_IF_ERROR",
 ];
 
 #[test]
@@ -33,6 +36,37 @@ fn defaults_match_the_documented_table() {
             ttls.members
         ),
         (secs(60), secs(300), secs(60), secs(60), secs(30))
+    );
+}
+
+#[test]
+fn stale_periods_come_from_their_variables_and_are_off_by_default() {
+    assert_eq!(DiscordTtls::default().stale, StalePeriods::NONE);
+    let ttls = DiscordTtls::from_env_source(&[("CACHE_DISCORD_STALE_IF_ERROR", "90")]).unwrap();
+    assert_eq!(
+        ttls.stale,
+        StalePeriods {
+            while_revalidate: Duration::ZERO,
+            if_error: Duration::from_secs(90),
+        }
+    );
+    assert_eq!(
+        ttls.roles,
+        Duration::from_secs(60),
+        "the TTLs keep their defaults"
+    );
+
+    let env = [
+        ("CACHE_DISCORD_STALE_WHILE_REVALIDATE", "15"),
+        ("CACHE_DISCORD_STALE_IF_ERROR", "600"),
+    ];
+    let discord = DiscordCache::from_env_source(MemoryStore::new(10), &env).unwrap();
+    assert_eq!(
+        discord.policy().ttls().stale,
+        StalePeriods {
+            while_revalidate: Duration::from_secs(15),
+            if_error: Duration::from_secs(600),
+        }
     );
 }
 

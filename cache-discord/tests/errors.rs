@@ -197,31 +197,9 @@ async fn concurrent_reads_share_one_failing_call_without_storing_it() {
     let bot = harness.bot().bot_authorization();
     let roles = format!("/guilds/{}/roles", harness.server.guilds()[0].id);
     harness.server.fail_next(1, StatusCode::BAD_GATEWAY);
-    let answers = futures_join_all(&harness, &roles, &bot, 8).await;
+    let answers = harness.get_concurrently(&roles, &bot, 8).await;
     assert!(answers.iter().all(|a| a.status() == 502), "{answers:?}");
     assert_eq!(harness.upstream(), 1, "one upstream call for eight readers");
     assert_eq!(harness.get(&roles, &bot).await.status(), 200);
     assert_eq!(harness.upstream(), 2);
-}
-
-async fn futures_join_all(
-    harness: &Harness,
-    path: &str,
-    auth: &str,
-    n: usize,
-) -> Vec<cache_discord::CachedResponse> {
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let request = http::Request::get(harness.server.url(path))
-            .header("authorization", auth)
-            .body(http_body_util::Full::default())
-            .unwrap();
-        let service = harness.service.clone();
-        set.spawn(async move { tower::ServiceExt::oneshot(service, request).await.unwrap() });
-    }
-    let mut answers = Vec::new();
-    while let Some(answer) = set.join_next().await {
-        answers.push(answer.unwrap());
-    }
-    answers
 }

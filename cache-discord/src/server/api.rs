@@ -127,7 +127,7 @@ impl Endpoint {
 }
 
 /// A handler's answer: status and JSON body (none for 204).
-type Answer = (StatusCode, Option<Value>);
+pub(super) type Answer = (StatusCode, Option<Value>);
 
 fn error(status: StatusCode, code: u32, message: &str) -> Answer {
     (status, Some(json!({"message": message, "code": code})))
@@ -178,6 +178,10 @@ pub(super) async fn handle(
             None,
         );
     };
+    if let Some(outage) = shared.outage() {
+        shared.stats.outage_answer();
+        return outage.answer(|retry_after| shared.limiter().refusal(template, retry_after));
+    }
     if let Some(status) = shared.take_failure() {
         let answer = (
             status,
@@ -586,7 +590,7 @@ fn parse_query(query: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn reply(answer: Answer, bucket: Option<&BucketHeaders>) -> Response<Full<Bytes>> {
+pub(super) fn reply(answer: Answer, bucket: Option<&BucketHeaders>) -> Response<Full<Bytes>> {
     let (status, body) = answer;
     let body = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
     let has_body = !body.is_empty();
@@ -625,7 +629,10 @@ fn bucket_headers(headers: &mut http::HeaderMap, bucket: &BucketHeaders) {
     headers.insert("x-ratelimit-bucket", value(bucket.bucket.clone()));
 }
 
-fn rate_limited(bucket: Option<&BucketHeaders>, retry_after: f64) -> Response<Full<Bytes>> {
+pub(super) fn rate_limited(
+    bucket: Option<&BucketHeaders>,
+    retry_after: f64,
+) -> Response<Full<Bytes>> {
     let retry_after = (retry_after * 1000.0).ceil() / 1000.0;
     let global = bucket.is_none();
     let body = json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": global});

@@ -14,8 +14,9 @@
 //!   Discord's error codes for unknown objects;
 //! - sends headers a cache must not replay (`set-cookie`, `via`).
 //!
-//! It counts every request per route ([`ServerStats`]) and can fail the next requests on purpose
-//! ([`DiscordServer::fail_next`]).
+//! It counts every request per route ([`ServerStats`]), can fail the next requests on purpose
+//! ([`DiscordServer::fail_next`]) and can go through an outage, answering every request with a 429 or a
+//! 5xx until it ends ([`DiscordServer::start_outage`]).
 //!
 //! ```
 //! use cache_discord::server::{DiscordServer, ServerConfig};
@@ -33,10 +34,12 @@
 //! ```
 
 mod api;
+mod outage;
 mod ratelimit;
 mod stats;
 mod world;
 
+pub use outage::Outage;
 pub use ratelimit::{RateLimits, RouteBucket};
 pub use stats::ServerStats;
 
@@ -147,6 +150,7 @@ struct Shared {
     stats: Counters,
     latency: Duration,
     failures: Mutex<Vec<StatusCode>>,
+    outage: Mutex<Option<Outage>>,
 }
 
 impl Shared {
@@ -167,6 +171,14 @@ impl Shared {
             ("Bot", true) | ("Bearer", false) => Some(account.id),
             _ => None,
         }
+    }
+
+    fn outage(&self) -> Option<Outage> {
+        *self.outage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_outage(&self, outage: Option<Outage>) {
+        *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = outage;
     }
 
     fn take_failure(&self) -> Option<StatusCode> {
@@ -199,6 +211,7 @@ impl DiscordServer {
             stats: Counters::default(),
             latency: config.latency,
             failures: Mutex::default(),
+            outage: Mutex::default(),
         });
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -287,6 +300,26 @@ impl DiscordServer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         failures.extend((0..count).map(|_| status));
+    }
+
+    /// Answers every authenticated request as `outage` says until [`end_outage`](Self::end_outage)
+    /// (or another `start_outage`). Requests without a valid token still get 401; requests queued by
+    /// [`fail_next`](Self::fail_next) wait for the outage to end. Outage answers count in
+    /// [`ServerStats::outage_answers`] and nowhere against the rate limits.
+    pub fn start_outage(&self, outage: Outage) {
+        tracing::debug!(?outage, "local discord server: outage starts");
+        self.shared.set_outage(Some(outage));
+    }
+
+    /// Ends the outage, if any: requests are answered as before it.
+    pub fn end_outage(&self) {
+        tracing::debug!("local discord server: outage ends");
+        self.shared.set_outage(None);
+    }
+
+    /// The outage in progress, if any.
+    pub fn outage(&self) -> Option<Outage> {
+        self.shared.outage()
     }
 
     /// The counters so far.

@@ -150,6 +150,18 @@ impl Limiter {
         }
     }
 
+    /// The headers of a refusal by `route`'s bucket announcing a wait of `reset_after` seconds, without
+    /// counting anything (an outage refuses every request whatever the buckets hold).
+    pub(crate) fn refusal(&self, route: &'static str, reset_after: f64) -> BucketHeaders {
+        let (limit, _) = self.limits.bucket(route);
+        BucketHeaders {
+            limit,
+            remaining: 0,
+            reset_after,
+            bucket: bucket_hash(route),
+        }
+    }
+
     /// Counts a request of `account` to `route` (a route template such as `GET /guilds/{guild.id}/roles`)
     /// with major parameter `major` (0 when the route has none).
     pub(crate) fn check(&mut self, account: u64, route: &'static str, major: u64) -> Verdict {

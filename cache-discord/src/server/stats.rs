@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     route_limited: AtomicU64,
     global_limited: AtomicU64,
+    outage_answers: AtomicU64,
     by_route: Mutex<HashMap<&'static str, u64>>,
 }
 
@@ -36,6 +37,10 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn outage_answer(&self) {
+        self.outage_answers.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> ServerStats {
         let by_route = self
             .by_route
@@ -48,6 +53,7 @@ impl Counters {
             requests: self.requests.load(Ordering::Relaxed),
             route_rate_limited: self.route_limited.load(Ordering::Relaxed),
             global_rate_limited: self.global_limited.load(Ordering::Relaxed),
+            outage_answers: self.outage_answers.load(Ordering::Relaxed),
             by_route,
         }
     }
@@ -63,6 +69,9 @@ pub struct ServerStats {
     pub route_rate_limited: u64,
     /// Requests answered 429 by the global limit.
     pub global_rate_limited: u64,
+    /// Requests answered by an outage ([`DiscordServer::start_outage`](super::DiscordServer::start_outage)),
+    /// whatever its status; its 429s are not counted as route or global ones.
+    pub outage_answers: u64,
     /// Requests per route, named as Discord documents them (`GET /guilds/{guild.id}/roles`);
     /// unknown paths count under `unknown`.
     pub by_route: BTreeMap<String, u64>,

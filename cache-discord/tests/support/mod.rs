@@ -9,7 +9,7 @@ use cache_core::layer::Cache;
 use cache_core::{CacheKey, Lookup, Store as _};
 use cache_discord::server::{DiscordServer, FixtureAccount, RateLimits, ServerConfig};
 use cache_discord::{
-    BufferResponse, BufferResponseLayer, CachedResponse, DiscordCache, DiscordPolicy,
+    BufferResponse, BufferResponseLayer, CachedResponse, DiscordCache, DiscordPolicy, DiscordTtls,
 };
 use cache_memory::MemoryStore;
 use http::Method;
@@ -86,10 +86,26 @@ pub fn quiet() -> ServerConfig {
 
 impl Harness {
     pub async fn start(config: ServerConfig) -> Self {
-        let server = DiscordServer::start(config).await.expect("server starts");
         let store = MemoryStore::new(10_000);
         let discord = DiscordCache::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")])
             .expect("default settings");
+        Self::with_cache(config, store, discord).await
+    }
+
+    /// A harness whose cache keeps entries as `ttls` say (stale periods included).
+    pub async fn with_ttls(config: ServerConfig, ttls: DiscordTtls) -> Self {
+        let store = MemoryStore::new(10_000);
+        let discord = DiscordCache::new(store.clone(), DiscordPolicy::new(ttls));
+        Self::with_cache(config, store, discord).await
+    }
+
+    /// A harness around `discord`, which caches in `store`.
+    pub async fn with_cache(
+        config: ServerConfig,
+        store: TestStore,
+        discord: DiscordCache<TestStore>,
+    ) -> Self {
+        let server = DiscordServer::start(config).await.expect("server starts");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let upstream = Recorder {
             inner: BufferResponseLayer::new().layer(http_client()),
@@ -117,14 +133,7 @@ impl Harness {
         authorization: &str,
         body: Option<Value>,
     ) -> CachedResponse {
-        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let request = http::Request::builder()
-            .method(method)
-            .uri(self.server.url(path))
-            .header("authorization", authorization)
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .unwrap();
+        let request = self.request(method, path, authorization, body);
         self.service
             .clone()
             .oneshot(request)
@@ -132,8 +141,60 @@ impl Harness {
             .expect("the request completes")
     }
 
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        body: Option<Value>,
+    ) -> http::Request<Full<Bytes>> {
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        http::Request::builder()
+            .method(method)
+            .uri(self.server.url(path))
+            .header("authorization", authorization)
+            .header("content-type", "application/json")
+            .body(Full::new(body))
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str, authorization: &str) -> CachedResponse {
         self.send(Method::GET, path, authorization, None).await
+    }
+
+    /// Sends `count` concurrent reads of `path` through the cache, each from a task of its own.
+    pub async fn get_concurrently(
+        &self,
+        path: &str,
+        authorization: &str,
+        count: usize,
+    ) -> Vec<CachedResponse> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let request = self.request(Method::GET, path, authorization, None);
+            set.spawn(self.service.clone().oneshot(request));
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = set.join_next().await {
+            answers.push(answer.unwrap().expect("the request completes"));
+        }
+        answers
+    }
+
+    /// Sends `method path` straight to the server, as another process would: the cache never sees it.
+    pub async fn send_direct(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        body: Option<Value>,
+    ) -> CachedResponse {
+        let request = self.request(method, path, authorization, body);
+        BufferResponseLayer::new()
+            .layer(http_client())
+            .oneshot(request)
+            .await
+            .expect("the request completes")
     }
 
     /// Upstream requests so far.
