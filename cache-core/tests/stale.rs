@@ -6,7 +6,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cache_core::{upstream_error, BoxError, CacheEvents, CacheLayer, Error, Policy, StaleReason};
+use cache_core::{
+    upstream_error, AfterWrite, BoxError, CacheEvents, CacheLayer, EntryUpdate, Error, Policy,
+    StalePeriods, StaleReason, WriteEffects,
+};
 use cache_memory::MemoryStore;
 use futures_util::future::join_all;
 use support::{eventually, Mode, Upstream, UpstreamDown};
@@ -412,4 +415,34 @@ async fn an_invalidated_entry_is_never_served_stale() {
     upstream.set_mode(Mode::Fail);
     assert!(service.clone().oneshot(1).await.is_err(), "invalidated tag");
     assert!(service.oneshot(2).await.is_err(), "removed key");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_entry_a_write_updated_keeps_its_stale_periods() {
+    // Even ids are reads; odd ids write the value of `id - 1`, which the upstream answers as a read would.
+    let upstream = Upstream::new();
+    let grace = StalePeriods {
+        while_revalidate: Duration::ZERO,
+        if_error: Duration::from_secs(60),
+    };
+    let policy = Policy::new(|id: &u64| (id % 2 == 0).then(|| format!("item:{id}")))
+        .ttl(TTL)
+        .writes(move |id: &u64| -> Option<AfterWrite<String>> {
+            let read = id - 1;
+            Some(Box::new(move |value: &String| {
+                WriteEffects::none().update(EntryUpdate::Put {
+                    key: format!("item:{read}"),
+                    value: value.clone(),
+                    ttl: TTL,
+                    tags: Vec::new(),
+                    stale: grace,
+                })
+            }))
+        });
+    let service = CacheLayer::new(MemoryStore::new(100), policy).layer(upstream.clone());
+
+    assert_eq!(service.clone().oneshot(3).await.unwrap(), "value 3 #1");
+    advance(TTL).await;
+    upstream.set_mode(Mode::Fail);
+    assert_eq!(service.oneshot(2).await.unwrap(), "value 3 #1");
 }

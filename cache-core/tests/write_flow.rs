@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cache_core::{AfterWrite, BoxError, CacheLayer, EntryUpdate, Policy, WriteEffects};
+use cache_core::{
+    AfterWrite, BoxError, CacheLayer, EntryUpdate, Policy, StalePeriods, WriteEffects,
+};
 use cache_memory::MemoryStore;
 use tower::{service_fn, Layer, ServiceExt};
 
@@ -54,6 +56,7 @@ fn writes(req: &Req) -> Option<AfterWrite<Resp>> {
                     value: resp.clone(),
                     ttl: TTL,
                     tags: vec![format!("item:{id}")],
+                    stale: StalePeriods::NONE,
                 })
                 .update(EntryUpdate::Modify {
                     key: "items".to_owned(),
@@ -68,6 +71,7 @@ fn writes(req: &Req) -> Option<AfterWrite<Resp>> {
                     }),
                     ttl: TTL,
                     tags: vec!["items".to_owned()],
+                    stale: StalePeriods::NONE,
                 })
         }),
         // The write returns nothing to update from: invalidate.

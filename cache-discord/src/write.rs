@@ -169,6 +169,7 @@ fn put_entry(
         value: CachedResponse::json(body.clone()),
         ttl: entry.ttl,
         tags: entry.tags,
+        stale: policy.ttls().stale,
     })
 }
 
@@ -198,6 +199,7 @@ fn edit_list(
         }),
         ttl: entry.ttl,
         tags: entry.tags,
+        stale: policy.ttls().stale,
     })
 }
 

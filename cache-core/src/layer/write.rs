@@ -5,8 +5,7 @@ use tower_service::Service;
 use super::call::call_ready;
 use super::shared::Shared;
 use crate::{
-    BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, PutOutcome, StalePeriods,
-    Store, WriteEffects,
+    BoxError, CacheKey, CachePolicy, EntryUpdate, Lookup, PutEntry, PutOutcome, Store, WriteEffects,
 };
 
 /// The write path: call the inner service, then apply what the policy says the write changed.
@@ -62,12 +61,13 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
             value,
             ttl,
             tags,
+            stale,
         } => {
             let entry = PutEntry {
                 value,
                 ttl,
                 tags,
-                stale: StalePeriods::NONE,
+                stale,
                 stamp: None,
             };
             (CacheKey::from(key), entry)
@@ -77,6 +77,7 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
             modify,
             ttl,
             tags,
+            stale,
         } => {
             let key = CacheKey::from(key);
             let (value, base) = match shared.bounded("get", shared.store.get(&key)).await {
@@ -99,7 +100,7 @@ async fn apply_update<St: Store, P>(shared: &Shared<St, P>, update: EntryUpdate<
                     value,
                     ttl,
                     tags,
-                    stale: StalePeriods::NONE,
+                    stale,
                     stamp: Some(base),
                 },
             )

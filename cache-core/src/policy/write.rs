@@ -1,6 +1,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::StalePeriods;
+
 /// What a successful write changes in the cache.
 ///
 /// Applied in order: tags are invalidated, keys removed, then entries updated. A store failure while
@@ -72,6 +74,8 @@ pub enum EntryUpdate<V> {
         ttl: Duration,
         /// Its tags.
         tags: Vec<String>,
+        /// How long it may be served after its TTL ([`StalePeriods::NONE`]: not at all).
+        stale: StalePeriods,
     },
     /// If `key` is cached, replace its value by `modify(value)`, or remove it when that is `None`.
     ///
@@ -88,6 +92,8 @@ pub enum EntryUpdate<V> {
         ttl: Duration,
         /// Tags of the modified entry.
         tags: Vec<String>,
+        /// How long the modified entry may be served after its TTL.
+        stale: StalePeriods,
     },
 }
 

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_core::{AfterWrite, CacheConfig, CacheLayer, EntryUpdate, Policy, WriteEffects};
+use cache_core::{
+    AfterWrite, CacheConfig, CacheLayer, EntryUpdate, Policy, StalePeriods, WriteEffects,
+};
 use cache_redis::EnvStore;
 use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
 
@@ -48,6 +50,7 @@ fn writes(request: &Request) -> Option<AfterWrite<String>> {
             value: profile.clone(),
             ttl: TTL,
             tags: vec![format!("user:{id}")],
+            stale: StalePeriods::NONE,
         })
     }))
 }
