@@ -425,7 +425,7 @@ async fn an_entry_a_write_updated_keeps_its_stale_periods() {
         while_revalidate: Duration::ZERO,
         if_error: Duration::from_secs(60),
     };
-    let policy = Policy::new(|id: &u64| (id % 2 == 0).then(|| format!("item:{id}")))
+    let policy = Policy::new(|id: &u64| id.is_multiple_of(2).then(|| format!("item:{id}")))
         .ttl(TTL)
         .writes(move |id: &u64| -> Option<AfterWrite<String>> {
             let read = id - 1;
