@@ -137,6 +137,31 @@ impl<V: Clone> SingleFlight<V> {
     }
 }
 
+impl<V> SingleFlight<V> {
+    /// Starts a flight of `key` only if none is running, whatever its stamp: for background refreshes,
+    /// which need *a* fetch of the key under way, not one newer than the running one. (A running fetch
+    /// whose result an invalidation supersedes leaves the entry stale, and the next stale hit refreshes
+    /// again.)
+    pub fn lead_if_idle(
+        self: &Arc<Self>,
+        key: &str,
+        stamp: Option<FillStamp>,
+    ) -> Option<Leader<V>> {
+        let mut flights = self.lock();
+        if flights.contains_key(key) {
+            return None;
+        }
+        let (sender, receiver) = watch::channel(None);
+        flights.insert(key.to_owned(), Flight { stamp, receiver });
+        Some(Leader {
+            flights: Arc::clone(self),
+            key: key.to_owned(),
+            sender,
+            published: false,
+        })
+    }
+}
+
 /// The caller doing the work for a key. Dropping it ends the flight.
 pub struct Leader<V> {
     flights: Arc<SingleFlight<V>>,

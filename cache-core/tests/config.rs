@@ -83,7 +83,7 @@ fn good_values_are_accepted() {
 }
 
 #[test]
-fn config_keeps_timeouts_set_in_code_when_the_environment_sets_none() {
+fn config_keeps_timeouts_set_in_code_unless_the_environment_sets_them() {
     use std::time::Duration;
     let layer = || {
         CacheLayer::new(
@@ -111,6 +111,11 @@ fn config_keeps_timeouts_set_in_code_when_the_environment_sets_none() {
         overridden.contains("hard_timeout: Some(2s)"),
         "{overridden}"
     );
+
+    // Zero turns off what the code set.
+    let off = CacheConfig::from_env_source(&[("CACHE_SOFT_TIMEOUT_MS", "0")]).unwrap();
+    let off = format!("{:?}", layer().config(&off));
+    assert!(off.contains("soft_timeout: None"), "{off}");
 
     let bad = CacheConfig::from_env_source(&[("CACHE_SOFT_TIMEOUT_MS", "fast")]).unwrap_err();
     assert!(bad.to_string().contains("CACHE_SOFT_TIMEOUT_MS"), "{bad}");

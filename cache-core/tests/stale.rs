@@ -446,3 +446,44 @@ async fn an_entry_a_write_updated_keeps_its_stale_periods() {
     upstream.set_mode(Mode::Fail);
     assert_eq!(service.oneshot(2).await.unwrap(), "value 3 #1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unrelated_invalidation_does_not_start_a_second_refresh() {
+    let upstream = Upstream::gated();
+    let policy = Policy::new(key)
+        .ttl(TTL)
+        .stale_while_revalidate(Duration::from_secs(60));
+    let layer = CacheLayer::new(MemoryStore::new(100), policy);
+    let handle = layer.handle();
+    let service = layer.layer(upstream.clone());
+
+    upstream.release(1);
+    service.clone().oneshot(1).await.unwrap();
+    advance(TTL).await;
+    service.clone().oneshot(1).await.unwrap();
+    eventually("the refresh to call", || upstream.calls() == 2).await;
+    // The store's clock moves on; the refresh held at the gate still stands for the key.
+    handle.invalidate_tags(["another:tag"]).await.unwrap();
+    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(upstream.calls(), 2);
+    upstream.release(1);
+    eventually("the refresh to settle", || service.in_flight() == 0).await;
+    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_soft_timeout_too_long_to_represent_never_fires() {
+    let upstream = Upstream::new();
+    let policy = Policy::new(key)
+        .ttl(TTL)
+        .stale_if_error(Duration::from_secs(60));
+    let service = CacheLayer::new(MemoryStore::new(100), policy)
+        .soft_timeout(Duration::MAX)
+        .layer(upstream.clone());
+    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
+    advance(TTL).await;
+    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
+}

@@ -30,9 +30,9 @@ use env::{Environment, ProcessEnv};
 pub const CACHE_ENABLED: &str = "CACHE_ENABLED";
 /// Name of the variable that scopes every stored key.
 pub const CACHE_KEY_PREFIX: &str = "CACHE_KEY_PREFIX";
-/// Variable of [`CacheConfig::soft_timeout`], in milliseconds; unset or `0` is off.
+/// Variable of [`CacheConfig::soft_timeout`], in milliseconds; `0` is off, unset keeps the layer's own.
 pub const CACHE_SOFT_TIMEOUT_MS: &str = "CACHE_SOFT_TIMEOUT_MS";
-/// Variable of [`CacheConfig::hard_timeout`], in milliseconds; unset or `0` is off.
+/// Variable of [`CacheConfig::hard_timeout`], in milliseconds; `0` is off, unset keeps the layer's own.
 pub const CACHE_HARD_TIMEOUT_MS: &str = "CACHE_HARD_TIMEOUT_MS";
 
 const MAX_PREFIX_LEN: usize = 128;
@@ -46,8 +46,10 @@ pub struct CacheConfig {
     /// Prefix of every key written to a shared store (`CACHE_KEY_PREFIX`).
     pub key_prefix: String,
     /// See [`CacheLayer::soft_timeout`](crate::CacheLayer::soft_timeout) (`CACHE_SOFT_TIMEOUT_MS`).
+    /// `None` leaves the layer's setting as it is; `Some(Duration::ZERO)` turns it off.
     pub soft_timeout: Option<Duration>,
     /// See [`CacheLayer::hard_timeout`](crate::CacheLayer::hard_timeout) (`CACHE_HARD_TIMEOUT_MS`).
+    /// `None` leaves the layer's setting as it is; `Some(Duration::ZERO)` turns it off.
     pub hard_timeout: Option<Duration>,
 }
 
@@ -82,9 +84,9 @@ impl CacheConfig {
             Some(prefix) => validate_prefix(CACHE_KEY_PREFIX, prefix)?,
             None => defaults.key_prefix,
         };
-        let timeout = |name| {
-            env::read_millis(env, name, Duration::ZERO)
-                .map(|timeout| (!timeout.is_zero()).then_some(timeout))
+        let timeout = |name| match env.var(name)? {
+            Some(_) => env::read_millis(env, name, Duration::ZERO).map(Some),
+            None => Ok(None),
         };
         Ok(Self {
             enabled,

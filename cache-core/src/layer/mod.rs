@@ -76,24 +76,29 @@ impl<St, P> CacheLayer<St, P> {
     }
 
     /// Applies the settings of `config` that concern the layer: `CACHE_ENABLED`, and the soft and hard
-    /// timeouts when set.
+    /// timeouts when set (a zero turns a timeout off).
     #[must_use]
     pub fn config(mut self, config: &CacheConfig) -> Self {
+        let pick = |configured: Option<Duration>, current| match configured {
+            Some(timeout) => (!timeout.is_zero()).then_some(timeout),
+            None => current,
+        };
         self.timeouts = InnerTimeouts {
-            soft: config.soft_timeout.or(self.timeouts.soft),
-            hard: config.hard_timeout.or(self.timeouts.hard),
+            soft: pick(config.soft_timeout, self.timeouts.soft),
+            hard: pick(config.hard_timeout, self.timeouts.hard),
         };
         self.enabled(config.enabled)
     }
 
     /// With a stale value at hand (an entry within its stale-if-error period), answer with it when the
     /// inner call takes longer than `timeout`. The call goes on in the background and stores its result,
-    /// so the next read is fresh. Without a stale value the caller waits as usual. Off by default.
+    /// so the next read is fresh. Without a stale value the caller waits as usual. Off by default (and
+    /// with a zero).
     ///
     /// Use it when a slow answer is worse than a slightly old one: a dashboard over a rate-limited API.
     #[must_use]
     pub fn soft_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.soft = Some(timeout);
+        self.timeouts.soft = (!timeout.is_zero()).then_some(timeout);
         self
     }
 
@@ -103,7 +108,7 @@ impl<St, P> CacheLayer<St, P> {
     /// pass-through requests are not bounded (put a `tower::timeout` layer below the cache for those).
     #[must_use]
     pub fn hard_timeout(mut self, timeout: Duration) -> Self {
-        self.timeouts.hard = Some(timeout);
+        self.timeouts.hard = (!timeout.is_zero()).then_some(timeout);
         self
     }
 

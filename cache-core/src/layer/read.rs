@@ -88,7 +88,9 @@ where
     Req: Send + 'static,
 {
     shared.stale_served(&key, StaleReason::Revalidating);
-    if let Join::Leader(leader) = shared.flights.join(&key, Some(stamp)) {
+    // Any fetch of the key under way will do: a newer stamp (an unrelated invalidation since) is no
+    // reason for a second one.
+    if let Some(leader) = shared.flights.lead_if_idle(&key, Some(stamp)) {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let shared = Arc::clone(shared);
@@ -131,7 +133,10 @@ where
     P: CachePolicy<Req, St::Value>,
     Req: Send + 'static,
 {
-    let soft_deadline = shared.timeouts.soft.map(|soft| Instant::now() + soft);
+    let soft_deadline = shared
+        .timeouts
+        .soft
+        .and_then(|soft| Instant::now().checked_add(soft));
     let mut lookup = first_lookup;
     loop {
         let (mut stamp, fallback) = match triage(&shared, &key, lookup) {
@@ -233,7 +238,8 @@ where
     Req: Send + 'static,
 {
     let span = tracing::debug_span!("cache.fill", cache.key = %key);
-    let Some(deadline) = soft_deadline else {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let (Some(deadline), Some(runtime)) = (soft_deadline, runtime) else {
         let fetched = lead(&shared, leader, inner, req, &key, read, stamp)
             .instrument(span)
             .await;
@@ -242,7 +248,7 @@ where
     let (sender, receiver) = oneshot::channel();
     let task_shared = Arc::clone(&shared);
     let task_key = key.clone();
-    tokio::spawn(
+    runtime.spawn(
         async move {
             let fetched = lead(&task_shared, leader, inner, req, &task_key, read, stamp).await;
             // Nobody is waiting any more (the caller answered stale, or went away): this was a refresh.

@@ -54,8 +54,9 @@ pub enum Classified<R, W> {
     Pass,
 }
 
-/// How to store one response.
+/// How to store one response. Built with [`FillPlan::new`] or [`FillPlan::dedupe_only`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FillPlan {
     /// Zero: share the response with concurrent callers, store nothing.
     pub ttl: Duration,

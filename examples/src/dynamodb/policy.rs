@@ -136,7 +136,9 @@ impl DynamoPolicy {
     /// The item entry a write leaves behind: what a `GetItem` of that key would have cached.
     fn item_entry(&self, write: &DynamoWrite, item: Item) -> EntryUpdate<DynamoResponse> {
         let plan = self.plan(&write.table, &write.key.partition, false);
-        let FillPlan { ttl, tags, stale } = plan;
+        let FillPlan {
+            ttl, tags, stale, ..
+        } = plan;
         EntryUpdate::Put {
             key: item_key(&write.table, &write.key),
             value: DynamoResponse::Item(Some(item)),
