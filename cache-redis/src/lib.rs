@@ -23,7 +23,7 @@
 //! | `REDIS_URL` | unset: in-process store | `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS |
 //! | `CACHE_KEY_PREFIX` | `cache:` | every key is `{prefix}:...`; nothing outside it is read, written or scanned |
 //! | `CACHE_REDIS_TIMEOUT_MS` | `50` | longest wait for one operation; then the request goes to the inner service |
-//! | `CACHE_REDIS_POOL_SIZE` | `4` | pooled connections, each multiplexed across concurrent requests |
+//! | `CACHE_REDIS_POOL_SIZE` | `1` | pooled connections, each multiplexed across concurrent requests |
 //! | `CACHE_REDIS_INVALIDATION_RECORDS` | `10000` | invalidations remembered (see below) |
 //! | `CACHE_REDIS_TLS_CA_FILE` | system roots | PEM file of the authorities to trust for `rediss://` |
 //!
