@@ -6,8 +6,9 @@
 //! writes and reads it. The baseline is `baseline/serde_json_roundtrip` (`to_writer` into a reused
 //! buffer, `from_slice`). Encoded sizes are printed once at the start.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use benches::discord::{guild_member, GuildMember};
 use cache_core::codec::{envelope, Bincode, Codec, MessagePack};
@@ -127,14 +128,6 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 fn main() {
-    let mut criterion = config().configure_from_args();
-    codec(&mut criterion);
-    criterion.final_summary();
+    common::run(codec);
 }

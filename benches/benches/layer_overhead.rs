@@ -14,6 +14,8 @@
 //!
 //! Each is a hand-written loop inside one `block_on` of a current-thread runtime (`iter_custom`).
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::hint::black_box;
@@ -121,14 +123,6 @@ fn layer_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 fn main() {
-    let mut criterion = config().configure_from_args();
-    layer_overhead(&mut criterion);
-    criterion.final_summary();
+    common::run(layer_overhead);
 }

@@ -9,12 +9,14 @@
 //! - `layer/call`: `ready().await` then `call` on one service.
 //! - `layer/oneshot_on_clone`: `clone().oneshot(id)`, as a handler holding a shared service does.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use benches::workload::{key_of, keys, tagged_policy, value, KEYS};
 use cache_core::CacheLayer;
@@ -113,14 +115,6 @@ fn memory_hit(c: &mut Criterion) {
     assert_eq!(stats.snapshot().misses, KEYS);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 fn main() {
-    let mut criterion = config().configure_from_args();
-    memory_hit(&mut criterion);
-    criterion.final_summary();
+    common::run(memory_hit);
 }

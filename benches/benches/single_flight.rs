@@ -14,6 +14,8 @@
 //! - `spawned/*`: the callers are 1,000 `tokio::spawn`ed tasks on a two-worker runtime, as in a server.
 //!   - `baseline/shared_future` and `layer` as above.
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -232,14 +234,6 @@ fn single_flight(c: &mut Criterion) {
     assert_eq!(stats.store_errors, 0);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 fn main() {
-    let mut criterion = config().configure_from_args();
-    single_flight(&mut criterion);
-    criterion.final_summary();
+    common::run(single_flight);
 }

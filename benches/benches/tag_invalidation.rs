@@ -20,6 +20,8 @@
 //! - `invalidate_then_reread_1000_concurrently`: the invalidation, then the 1,000 keys read again through
 //!   the layer from 1,000 futures joined in one task (misses that store their entries anew).
 
+mod common;
+
 use std::convert::Infallible;
 use std::future::{ready, Ready};
 use std::hint::black_box;
@@ -290,15 +292,9 @@ fn redis(c: &mut Criterion) {
     drop(server);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 fn main() {
-    let mut criterion = config().configure_from_args();
-    memory(&mut criterion);
-    redis(&mut criterion);
-    criterion.final_summary();
+    common::run(|criterion| {
+        memory(criterion);
+        redis(criterion);
+    });
 }
