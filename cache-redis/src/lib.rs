@@ -86,6 +86,7 @@ mod env_store;
 mod keys;
 mod options;
 mod scripts;
+mod server_clock;
 mod store;
 mod tracking;
 mod view;

@@ -20,6 +20,7 @@ use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
 use crate::options::{redact, RedisOptions, REDIS_URL};
 use crate::scripts;
+use crate::server_clock::ServerClock;
 use crate::tracking::Tracking;
 use crate::view::View;
 
@@ -32,6 +33,7 @@ struct Inner<C> {
     circuit: Circuit,
     keys: Keys,
     view: View,
+    clock: ServerClock,
     codec: C,
     timeout: Duration,
     max_records: usize,
@@ -130,6 +132,7 @@ impl<V, C: Codec> RedisStore<V, C> {
             circuit: Circuit::new(),
             keys: Keys::new(&key_prefix),
             view: View::new(options.max_invalidation_records),
+            clock: ServerClock::new(),
             codec,
             timeout: options.timeout,
             max_records: options.max_invalidation_records.max(2),
@@ -233,6 +236,24 @@ impl<C: Codec> Inner<C> {
         result
     }
 
+    /// Measures Redis's clock if the last measurement is old; a failure leaves the previous estimate.
+    async fn sync_clock_if_due(&self) {
+        if !self.clock.wants_sync() {
+            return;
+        }
+        let synced = self
+            .run("time", true, |mut checkout| async move {
+                match self.clock.sync(&mut checkout.connection).await {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err((checkout, OpError::Redis(error))),
+                }
+            })
+            .await;
+        if let Err(error) = synced {
+            tracing::debug!(error = %error, "Redis clock not measured; using the local clock");
+        }
+    }
+
     async fn lookup<V: DeserializeOwned>(&self, key: CacheKey) -> Result<Lookup<V>, Error> {
         let entry_key = self.keys.entry(&key);
         let (bytes, clock) = self
@@ -299,9 +320,12 @@ impl<C: Codec> Inner<C> {
             Ok(value) => value,
             Err(error) => return Ok(Lookup::Undecodable { stamp, error }),
         };
-        // Redis expires the entry at the end of its stale periods; before that, its own deadlines say
-        // whether it is still fresh.
-        Ok(match raw.freshness.stale_now() {
+        // Redis expires the entry at the end of its stale periods; before that, its own deadlines, in
+        // Redis's time, say whether it is still fresh.
+        if !raw.freshness.is_always() {
+            self.sync_clock_if_due().await;
+        }
+        Ok(match raw.freshness.stale_at(self.clock.now_ms()) {
             None => Lookup::Hit {
                 value,
                 stamp: raw.stamp,
@@ -320,7 +344,10 @@ impl<C: Codec> Inner<C> {
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
         let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
-        let freshness = Freshness::starting_now(entry.ttl, entry.stale);
+        if !entry.stale.is_none() {
+            self.sync_clock_if_due().await;
+        }
+        let freshness = Freshness::starting_at(self.clock.now_ms(), entry.ttl, entry.stale);
         let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
@@ -365,7 +392,10 @@ impl<C: Codec> Inner<C> {
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
         let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
-        let freshness = Freshness::starting_now(entry.ttl, entry.stale);
+        if !entry.stale.is_none() {
+            self.sync_clock_if_due().await;
+        }
+        let freshness = Freshness::starting_at(self.clock.now_ms(), entry.ttl, entry.stale);
         // The stamp is the update's own tick, known only inside the script: encode around a placeholder
         // and let the script splice the tick in.
         let bytes = envelope::encode_with(

@@ -106,6 +106,18 @@ async fn a_stale_hit_answers_at_once_and_one_refresh_updates_redis() {
     let other = other.layer(Upstream::default().service());
     assert_eq!(other.oneshot(1).await.unwrap(), "value 1 #2");
     assert_eq!(other_stats.snapshot().hits, 1);
+
+    // Each process read Redis's clock once, to judge fresh and stale in Redis's time.
+    assert_eq!(time_calls(&server), 2);
+}
+
+/// How many `TIME` commands the server ran.
+fn time_calls(server: &RedisServer) -> u64 {
+    let stats = server.command(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_time:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

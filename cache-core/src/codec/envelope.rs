@@ -27,7 +27,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::Codec;
 use crate::{Error, FillStamp, StalePeriods};
@@ -69,12 +69,12 @@ impl Freshness {
         revalidate_until_ms: u64::MAX,
     };
 
-    /// The freshness of an entry stored now for `ttl`, then `stale`.
-    pub fn starting_now(ttl: Duration, stale: StalePeriods) -> Self {
+    /// The freshness of an entry stored at `now` (Unix milliseconds) for `ttl`, then `stale`. A shared
+    /// store should take `now` from its server's clock, so that every process judges it alike.
+    pub fn starting_at(now: u64, ttl: Duration, stale: StalePeriods) -> Self {
         if stale.is_none() {
             return Self::ALWAYS;
         }
-        let now = unix_millis();
         let after = |period: Duration| {
             now.saturating_add(u64::try_from(period.as_millis()).unwrap_or(u64::MAX))
         };
@@ -84,23 +84,19 @@ impl Freshness {
         }
     }
 
-    /// Whether an entry read now is fresh (`None`), or stale and to be revalidated (`Some(true)`) or only
-    /// kept for errors (`Some(false)`).
-    pub fn stale_now(&self) -> Option<bool> {
-        if self.fresh_until_ms == u64::MAX {
+    /// True for an entry without stale periods: fresh for as long as the store keeps it.
+    pub fn is_always(&self) -> bool {
+        self.fresh_until_ms == u64::MAX
+    }
+
+    /// Whether an entry read at `now` (Unix milliseconds) is fresh (`None`), or stale and to be
+    /// revalidated (`Some(true)`) or only kept for errors (`Some(false)`).
+    pub fn stale_at(&self, now: u64) -> Option<bool> {
+        if self.is_always() {
             return None;
         }
-        let now = unix_millis();
         (now >= self.fresh_until_ms).then_some(now < self.revalidate_until_ms)
     }
-}
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// Encodes an entry that is fresh for as long as the store keeps it.
