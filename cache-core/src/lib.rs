@@ -43,6 +43,9 @@
 //!   never served after it (see [`store`] for the model).
 //! - **A store failure is never a request failure**: the request goes to the inner service and the
 //!   failure is counted in [`Stats`]; every store operation has a timeout.
+//! - **Serving through trouble**, off by default: stale-while-revalidate, stale-if-error (fail-safe),
+//!   failure responses, soft and hard timeouts on the inner call ([`stale`], [`CacheLayer`]), and
+//!   [`CacheEvents`] hooks for your own metrics.
 //! - **`CACHE_ENABLED=false`** turns the layer into a pass-through ([`CacheConfig`]).
 //!
 //! # Cargo features
