@@ -126,14 +126,7 @@ impl<V: Clone> SingleFlight<V> {
                 });
             }
         }
-        let (sender, receiver) = watch::channel(None);
-        flights.insert(key.to_owned(), Flight { stamp, receiver });
-        Join::Leader(Leader {
-            flights: Arc::clone(self),
-            key: key.to_owned(),
-            sender,
-            published: false,
-        })
+        Join::Leader(self.start(&mut flights, key, stamp))
     }
 }
 
@@ -151,14 +144,24 @@ impl<V> SingleFlight<V> {
         if flights.contains_key(key) {
             return None;
         }
+        Some(self.start(&mut flights, key, stamp))
+    }
+
+    /// Puts a new flight of `key` in the map (replacing an overtaken one) and returns its leader.
+    fn start(
+        self: &Arc<Self>,
+        flights: &mut HashMap<String, Flight<V>>,
+        key: &str,
+        stamp: Option<FillStamp>,
+    ) -> Leader<V> {
         let (sender, receiver) = watch::channel(None);
         flights.insert(key.to_owned(), Flight { stamp, receiver });
-        Some(Leader {
+        Leader {
             flights: Arc::clone(self),
             key: key.to_owned(),
             sender,
             published: false,
-        })
+        }
     }
 }
 

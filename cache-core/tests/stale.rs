@@ -487,3 +487,79 @@ async fn a_soft_timeout_too_long_to_represent_never_fires() {
     advance(TTL).await;
     assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_hit_does_not_wait_for_the_inner_services_readiness() {
+    let upstream = Upstream::new();
+    let policy = Policy::new(key)
+        .ttl(TTL)
+        .stale_while_revalidate(Duration::from_secs(60));
+    let service = CacheLayer::new(MemoryStore::new(100), policy).layer(upstream.clone());
+
+    service.clone().oneshot(1).await.unwrap();
+    advance(TTL).await;
+    upstream.set_ready(false);
+    let answer = tokio::time::timeout(Duration::from_secs(1), service.clone().oneshot(1)).await;
+    assert_eq!(
+        answer.expect("answered without readiness").unwrap(),
+        "value 1 #1"
+    );
+    assert_eq!(upstream.calls(), 1, "the refresh waits for readiness");
+
+    upstream.set_ready(true);
+    eventually("the refresh to settle", || {
+        upstream.calls() == 2 && service.in_flight() == 0
+    })
+    .await;
+    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_started_before_an_invalidation_is_not_stored() {
+    let upstream = Upstream::gated();
+    let policy = Policy::new(key)
+        .ttl(TTL)
+        .stale_while_revalidate(Duration::from_secs(60))
+        .tags(|key: &str, _: &String| vec![key.to_owned()]);
+    let layer = CacheLayer::new(MemoryStore::new(100), policy);
+    let handle = layer.handle();
+    let service = layer.layer(upstream.clone());
+
+    upstream.release(1);
+    service.clone().oneshot(1).await.unwrap();
+    advance(TTL).await;
+    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
+    eventually("the refresh to call", || upstream.calls() == 2).await;
+    handle.invalidate_tags(["item:1"]).await.unwrap();
+    upstream.release(1);
+    eventually("the refresh to settle", || service.in_flight() == 0).await;
+
+    // The refresh's answer predates the invalidation: the next read fetches again.
+    upstream.release(1);
+    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_dropped_while_its_fill_runs_under_a_soft_timeout_leaves_the_fill_to_finish() {
+    let upstream = Upstream::gated();
+    let policy = Policy::new(key)
+        .ttl(TTL)
+        .stale_if_error(Duration::from_secs(60));
+    let layer = CacheLayer::new(MemoryStore::new(100), policy).soft_timeout(Duration::from_secs(5));
+    let stats = layer.stats();
+    let service = layer.layer(upstream.clone());
+
+    upstream.release(1);
+    service.clone().oneshot(1).await.unwrap();
+    advance(TTL).await;
+    let caller = tokio::spawn(service.clone().oneshot(1));
+    eventually("the fill to call", || upstream.calls() == 2).await;
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+
+    upstream.release(1);
+    eventually("the fill to settle", || service.in_flight() == 0).await;
+    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
+    assert_eq!(upstream.calls(), 2);
+    assert_eq!(stats.snapshot().refresh_failures, 0);
+}

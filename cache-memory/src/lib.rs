@@ -175,24 +175,25 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     fn lookup(&self, key: &CacheKey) -> Lookup<V> {
         let inner = &*self.inner;
         // Stamp before reading: a fill that follows this miss starts no earlier than this.
-        let stamp = inner.invalidations.now();
-        let stamp = FillStamp::new(stamp);
+        let stamp = FillStamp::new(inner.invalidations.now());
         if let Some(entry) = inner.entries.get(key) {
             let now = Instant::now();
             let deadlines = &entry.deadlines;
             let live = now < deadlines.expires_at
                 && !inner.invalidations.is_dead(key, &entry.tags, entry.stamp);
-            if live && now < deadlines.fresh_until {
-                return Lookup::Hit {
-                    value: entry.value.clone(),
-                    stamp: FillStamp::new(entry.stamp),
-                };
-            }
             if live {
-                return Lookup::Stale {
-                    value: entry.value.clone(),
-                    stamp,
-                    revalidate: now < deadlines.revalidate_until,
+                let value = entry.value.clone();
+                return if now < deadlines.fresh_until {
+                    Lookup::Hit {
+                        value,
+                        stamp: FillStamp::new(entry.stamp),
+                    }
+                } else {
+                    Lookup::Stale {
+                        value,
+                        stamp,
+                        revalidate: now < deadlines.revalidate_until,
+                    }
                 };
             }
         }

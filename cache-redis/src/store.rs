@@ -254,6 +254,17 @@ impl<C: Codec> Inner<C> {
         }
     }
 
+    /// How long Redis keeps `entry` (its TTL and stale periods, in ms), and until when it is fresh in
+    /// Redis's time.
+    async fn lifetime<V>(&self, entry: &PutEntry<V>) -> (u64, Freshness) {
+        if !entry.stale.is_none() {
+            self.sync_clock_if_due().await;
+        }
+        let freshness = Freshness::starting_at(self.clock.now_ms(), entry.ttl, entry.stale);
+        let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
+        (ttl_ms, freshness)
+    }
+
     async fn lookup<V: DeserializeOwned>(&self, key: CacheKey) -> Result<Lookup<V>, Error> {
         let entry_key = self.keys.entry(&key);
         let (bytes, clock) = self
@@ -343,11 +354,7 @@ impl<C: Codec> Inner<C> {
         key: CacheKey,
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
-        let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
-        if !entry.stale.is_none() {
-            self.sync_clock_if_due().await;
-        }
-        let freshness = Freshness::starting_at(self.clock.now_ms(), entry.ttl, entry.stale);
+        let (ttl_ms, freshness) = self.lifetime(&entry).await;
         let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
@@ -391,11 +398,7 @@ impl<C: Codec> Inner<C> {
         key: CacheKey,
         entry: PutEntry<V>,
     ) -> Result<PutOutcome, Error> {
-        let ttl_ms = ttl_millis(entry.ttl.saturating_add(entry.stale.retention()));
-        if !entry.stale.is_none() {
-            self.sync_clock_if_due().await;
-        }
-        let freshness = Freshness::starting_at(self.clock.now_ms(), entry.ttl, entry.stale);
+        let (ttl_ms, freshness) = self.lifetime(&entry).await;
         // The stamp is the update's own tick, known only inside the script: encode around a placeholder
         // and let the script splice the tick in.
         let bytes = envelope::encode_with(

@@ -53,7 +53,8 @@ pub struct DecodedEntry<V> {
 }
 
 /// Until when an entry is fresh, and until when a hit on it refreshes it in the background, in Unix
-/// milliseconds of the clock of the process that stored it.
+/// milliseconds of the store's clock (the Redis store uses Redis's, so processes whose clocks disagree
+/// judge an entry alike).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
     /// The end of the TTL.
