@@ -82,7 +82,6 @@ fn checked_layer(
             service.clone().oneshot(7).await.expect("answer");
         }
     });
-    store.run_pending_tasks();
     let snapshot = stats.snapshot();
     assert_eq!(
         calls.load(Ordering::Relaxed),

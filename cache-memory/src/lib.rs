@@ -1,9 +1,14 @@
-//! The in-process [`Store`] for `cache-core`, on [mini-moka](https://docs.rs/mini-moka).
+//! The in-process [`Store`] for `cache-core`: size-capped, per-entry TTL, tags, and hits that scale
+//! with cores.
 //!
-//! - **Size cap**: at most `capacity` entries (`CACHE_MEMORY_SIZE`), evicted by mini-moka's TinyLFU policy.
-//! - **Per-entry TTL**: mini-moka only has a cache-wide TTL, so each entry carries its own deadlines: a
-//!   read past its TTL is [`Lookup::Stale`] within the entry's stale periods, a miss after them. Expired
-//!   entries leave when overwritten or evicted; they never outgrow the cap.
+//! - **Hits write nothing shared**: entries live in a lock-free map ([papaya](https://docs.rs/papaya));
+//!   a hit takes no lock, touches no reference count and feeds no access log, so hits from many threads
+//!   do not contend (the benchmarks in `benches/` measure this against mini-moka).
+//! - **Size cap**: at most `capacity` entries (`CACHE_MEMORY_SIZE`), exactly, after every write. Eviction
+//!   is CLOCK (second chance): the oldest entry not read since the hand last passed leaves first;
+//!   entries past their lifetime leave as the hand reaches them, read or not.
+//! - **Per-entry TTL**: each entry carries its own deadlines: a read past its TTL is
+//!   [`Lookup::Stale`] within the entry's stale periods, a miss after them.
 //! - **Tags** follow the invalidation model of [`cache_core::store`]: invalidating records a time, reads
 //!   compare it with the entry's fill stamp. Nothing is kept per tag per entry, so evictions and expiries
 //!   leave no bookkeeping behind; the record of invalidations has its own cap.
@@ -23,6 +28,7 @@
 //!
 //! Time is read from `tokio::time::Instant`, so tests can drive TTLs with tokio's paused clock.
 
+mod entries;
 mod invalidations;
 
 use std::sync::Arc;
@@ -33,9 +39,9 @@ use cache_core::{
     CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, StalePeriods, Store,
     StoreFuture,
 };
-use mini_moka::sync::{Cache, ConcurrentCacheExt};
 use tokio::time::Instant;
 
+use entries::{Entries, Expiring};
 use invalidations::Invalidations;
 
 /// Name of the variable that caps the number of entries.
@@ -50,6 +56,12 @@ struct Entry<V> {
     stamp: u64,
     deadlines: Deadlines,
     tags: Box<[String]>,
+}
+
+impl<V> Expiring for Entry<V> {
+    fn expires_at(&self) -> Instant {
+        self.deadlines.expires_at
+    }
 }
 
 /// When an entry stops being fresh, stops being refreshed on a hit, and is gone.
@@ -73,7 +85,7 @@ impl Deadlines {
 }
 
 struct Inner<V> {
-    entries: Cache<CacheKey, Arc<Entry<V>>>,
+    entries: Entries<Entry<V>>,
     invalidations: Invalidations,
     capacity: u64,
 }
@@ -95,7 +107,7 @@ impl<V> std::fmt::Debug for MemoryStore<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
             .field("capacity", &self.inner.capacity)
-            .field("entries", &self.inner.entries.entry_count())
+            .field("entries", &self.inner.entries.len())
             .finish()
     }
 }
@@ -115,7 +127,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     pub fn with_invalidation_records(capacity: u64, max_records: usize) -> Self {
         let capacity = capacity.max(1);
         let inner = Inner {
-            entries: Cache::builder().max_capacity(capacity).build(),
+            entries: Entries::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
             invalidations: Invalidations::new(max_records.max(2)),
             capacity,
         };
@@ -150,10 +162,10 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         self.inner.capacity
     }
 
-    /// Entries held, expired or invalidated ones included until they are evicted or overwritten.
-    /// Approximate until [`run_pending_tasks`](Self::run_pending_tasks).
+    /// Entries held, at most [`capacity`](Self::capacity). Expired and invalidated entries count until
+    /// the eviction hand reaches them or a fill overwrites them.
     pub fn entry_count(&self) -> u64 {
-        self.inner.entries.entry_count()
+        self.inner.entries.len() as u64
     }
 
     /// Invalidations of tags and keys currently remembered (bounded by the record cap).
@@ -161,43 +173,33 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
         self.inner.invalidations.record_count()
     }
 
-    /// Applies pending evictions now.
-    ///
-    /// mini-moka applies writes in batches, so between batches the count can run over the cap by at most
-    /// its write log (a few hundred entries); one call drains that log.
-    pub fn run_pending_tasks(&self) {
-        // Each `sync` handles a bounded number of batches; a few cover the whole bounded write log.
-        for _ in 0..4 {
-            self.inner.entries.sync();
-        }
-    }
-
     fn lookup(&self, key: &CacheKey) -> Lookup<V> {
         let inner = &*self.inner;
         // Stamp before reading: a fill that follows this miss starts no earlier than this.
         let stamp = FillStamp::new(inner.invalidations.now());
-        if let Some(entry) = inner.entries.get(key) {
+        let found = inner.entries.read(key, |entry| {
             let now = Instant::now();
             let deadlines = &entry.deadlines;
             let live = now < deadlines.expires_at
                 && !inner.invalidations.is_dead(key, &entry.tags, entry.stamp);
-            if live {
-                let value = entry.value.clone();
-                return if now < deadlines.fresh_until {
-                    Lookup::Hit {
-                        value,
-                        stamp: FillStamp::new(entry.stamp),
-                    }
-                } else {
-                    Lookup::Stale {
-                        value,
-                        stamp,
-                        revalidate: now < deadlines.revalidate_until,
-                    }
-                };
+            if !live {
+                return None;
             }
-        }
-        Lookup::Miss { stamp }
+            let value = entry.value.clone();
+            Some(if now < deadlines.fresh_until {
+                Lookup::Hit {
+                    value,
+                    stamp: FillStamp::new(entry.stamp),
+                }
+            } else {
+                Lookup::Stale {
+                    value,
+                    stamp,
+                    revalidate: now < deadlines.revalidate_until,
+                }
+            })
+        });
+        found.unwrap_or(Lookup::Miss { stamp })
     }
 
     fn insert(&self, key: &CacheKey, entry: PutEntry<V>) -> PutOutcome {
@@ -214,7 +216,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
             stamp,
             tags: entry.tags.into_boxed_slice(),
         };
-        inner.entries.insert(key.clone(), Arc::new(stored));
+        inner.entries.insert(key.clone(), stored);
         PutOutcome::Stored
     }
 }
@@ -235,7 +237,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
                 deadlines,
                 tags: tags.clone(),
             };
-            inner.entries.insert(key.clone(), Arc::new(entry));
+            inner.entries.insert(key.clone(), entry);
         });
         if stored {
             PutOutcome::Stored
@@ -252,7 +254,7 @@ fn far_future() -> Instant {
 impl<V: Clone + Send + Sync + 'static> Invalidate for MemoryStore<V> {
     fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
         self.inner.invalidations.invalidate_key(key);
-        self.inner.entries.invalidate(key);
+        self.inner.entries.remove(key);
         StoreFuture::ready(Ok(()))
     }
 
@@ -263,7 +265,7 @@ impl<V: Clone + Send + Sync + 'static> Invalidate for MemoryStore<V> {
 
     fn clear(&self) -> StoreFuture<Result<(), Error>> {
         self.inner.invalidations.clear();
-        self.inner.entries.invalidate_all();
+        self.inner.entries.clear();
         StoreFuture::ready(Ok(()))
     }
 }

@@ -61,7 +61,6 @@ fn size_cap_and_bookkeeping_hold_after_a_million_inserts() {
                 .unwrap();
         }
         if i % 100_000 == 0 {
-            store.run_pending_tasks();
             assert!(
                 store.entry_count() <= 1_000,
                 "entries: {}",
@@ -69,7 +68,6 @@ fn size_cap_and_bookkeeping_hold_after_a_million_inserts() {
             );
         }
     }
-    store.run_pending_tasks();
     assert!(
         store.entry_count() <= 1_000,
         "entries: {}",
@@ -80,16 +78,11 @@ fn size_cap_and_bookkeeping_hold_after_a_million_inserts() {
         "records: {}",
         store.invalidation_records()
     );
-    // Still a working cache. TinyLFU admits a new key into a full cache only once it is seen more often
-    // than the entry it would evict, so keep asking for one until it is in; then its tag removes it.
+    // Still a working cache: a new key gets into the full store, and its tag removes it.
     let tags = ["probe-tag".to_owned()];
-    let admitted = (0..1_000).any(|_| {
-        let stamp = stamp_of(&store, "probe");
-        put(&store, "probe", 1, &tags, Some(stamp));
-        store.run_pending_tasks();
-        is_hit(&store, "probe")
-    });
-    assert!(admitted, "a frequently used key gets in");
+    let stamp = stamp_of(&store, "probe");
+    put(&store, "probe", 1, &tags, Some(stamp));
+    assert!(is_hit(&store, "probe"), "a new key gets in");
     store.invalidate_tags(&tags).into_ready().unwrap().unwrap();
     assert!(!is_hit(&store, "probe"));
 }

@@ -22,7 +22,7 @@ use cache_redis::{RedisOptions, RedisStore};
 use mini_moka::sync::Cache as MiniMoka;
 use redis::aio::MultiplexedConnection;
 use redis_test_server::RedisServer;
-use tower::{service_fn, BoxError, Layer, ServiceExt};
+use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
 
 const ROUNDS: usize = 5;
 const TASKS: usize = 64;
@@ -60,33 +60,97 @@ fn print_ratio(scenario: &str, backend: Backend, ops: f64, baseline: f64) {
     );
 }
 
-/// Ops per second of `ops` sequential calls of `op`.
-async fn sequential<F, Fut>(ops: u64, mut op: F) -> f64
+/// One operation of a scenario, run again and again by one task that owns what it needs (a service
+/// clone, a connection), as a long-lived task of an application would.
+trait Op: Send + 'static {
+    fn run(&mut self, id: u64) -> impl Future<Output = ()> + Send;
+}
+
+/// Any closure returning a future is an operation too.
+impl<F, Fut> Op for F
 where
-    F: FnMut(u64) -> Fut,
-    Fut: Future<Output = ()>,
+    F: FnMut(u64) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
 {
+    fn run(&mut self, id: u64) -> impl Future<Output = ()> + Send {
+        self(id)
+    }
+}
+
+/// A read through the layer: `ready` and `call` on the task's own clone of the service.
+struct LayerGet<S>(S);
+
+impl<S> Op for LayerGet<S>
+where
+    S: Service<u64, Response = String, Error = BoxError> + Send + 'static,
+    S::Future: Send,
+{
+    async fn run(&mut self, id: u64) {
+        let service = self.0.ready().await.expect("ready");
+        std::hint::black_box(service.call(id).await.expect("hit"));
+    }
+}
+
+/// A raw mini-moka `get`, handed the key string, as the layer is handed a request it turns into one.
+struct MokaGet {
+    cache: MiniMoka<String, String>,
+    keys: Arc<Vec<String>>,
+}
+
+impl Op for MokaGet {
+    async fn run(&mut self, id: u64) {
+        std::hint::black_box(self.cache.get(&self.keys[id as usize]).expect("present"));
+    }
+}
+
+/// A raw redis-rs command on the task's own multiplexed connection: `GET` of the key, or `MGET` of the
+/// key and a second one (what a hit costs without client tracking: the entry and the clock).
+struct RedisGet {
+    command: &'static str,
+    connection: MultiplexedConnection,
+    keys: Arc<Vec<String>>,
+}
+
+impl Op for RedisGet {
+    async fn run(&mut self, id: u64) {
+        let mut command = redis::cmd(self.command);
+        command.arg(&self.keys[id as usize]);
+        let found: Option<Vec<u8>> = if self.command == "MGET" {
+            command
+                .arg("bench:clock")
+                .query_async::<(Option<Vec<u8>>, Option<u64>)>(&mut self.connection)
+                .await
+                .expect("MGET")
+                .0
+        } else {
+            command
+                .query_async(&mut self.connection)
+                .await
+                .expect("GET")
+        };
+        std::hint::black_box(found.expect("present"));
+    }
+}
+
+/// Ops per second of `ops` sequential runs of `op` in the calling task.
+async fn sequential(ops: u64, mut op: impl Op) -> f64 {
     let started = Instant::now();
     for i in 0..ops {
-        op(i % KEYS).await;
+        op.run(i % KEYS).await;
     }
     ops as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Ops per second of `TASKS` tasks each making `ops / TASKS` calls of `op`.
-async fn concurrent<F, Fut>(ops: u64, op: F) -> f64
-where
-    F: Fn(u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
+/// Ops per second of `TASKS` spawned tasks, each running its own `op` from `make` `ops / TASKS` times.
+async fn concurrent<O: Op>(ops: u64, make: impl Fn() -> O) -> f64 {
     let per_task = ops / TASKS as u64;
     let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS as u64)
         .map(|task| {
-            let op = op.clone();
+            let mut op = make();
             tokio::spawn(async move {
                 for i in 0..per_task {
-                    op((task * 7919 + i) % KEYS).await;
+                    op.run((task * 7919 + i) % KEYS).await;
                 }
             })
         })
@@ -183,49 +247,22 @@ async fn memory() -> Result<(), BoxError> {
         service.clone().oneshot(id).await?;
     }
 
-    // The baseline is handed the key string, as the layer is handed a request it turns into one.
     let ops = 2_000_000;
+    let moka = || MokaGet {
+        cache: raw.clone(),
+        keys: Arc::clone(&keys),
+    };
     let (subject, baseline) = best_of(
-        || {
-            sequential(ops, |id| {
-                let service = service.clone();
-                async move {
-                    std::hint::black_box(service.oneshot(id).await.expect("hit"));
-                }
-            })
-        },
-        || {
-            sequential(ops, |id| {
-                let found = raw.get(&keys[id as usize]);
-                async move {
-                    std::hint::black_box(found.expect("present"));
-                }
-            })
-        },
+        || sequential(ops, LayerGet(service.clone())),
+        || sequential(ops, moka()),
     )
     .await;
     print_ratio("hit_sequential", backend, subject, baseline);
 
     let one_task = subject;
     let (subject, baseline) = best_of(
-        || {
-            let service = service.clone();
-            concurrent(ops * 2, move |id| {
-                let service = service.clone();
-                async move {
-                    std::hint::black_box(service.oneshot(id).await.expect("hit"));
-                }
-            })
-        },
-        || {
-            let (raw, keys) = (raw.clone(), Arc::clone(&keys));
-            concurrent(ops * 2, move |id| {
-                let found = raw.get(&keys[id as usize]);
-                async move {
-                    std::hint::black_box(found.expect("present"));
-                }
-            })
-        },
+        || concurrent(ops * 2, || LayerGet(service.clone())),
+        || concurrent(ops * 2, moka),
     )
     .await;
     print_ratio("hit_64_tasks", backend, subject, baseline);
@@ -300,61 +337,33 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
     }
 
     let ops = 20_000;
-    let raw_get = |raw: MultiplexedConnection, keys: Arc<Vec<String>>| {
-        move |id: u64| {
-            let mut raw = raw.clone();
-            let keys = Arc::clone(&keys);
-            async move {
-                let found: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&keys[id as usize])
-                    .query_async(&mut raw)
-                    .await
-                    .expect("GET");
-                std::hint::black_box(found.expect("present"));
-            }
-        }
-    };
-    let layer_get = |service: cache_core::Cache<_, _, _>| {
-        move |id: u64| {
-            let service = service.clone();
-            async move {
-                std::hint::black_box(service.oneshot(id).await.expect("hit"));
-            }
-        }
+    let raw_get = || RedisGet {
+        command: "GET",
+        connection: raw.clone(),
+        keys: Arc::clone(&keys),
     };
     let (subject, baseline) = best_of(
-        || sequential(ops, layer_get(service.clone())),
-        || sequential(ops, raw_get(raw.clone(), Arc::clone(&keys))),
+        || sequential(ops, LayerGet(service.clone())),
+        || sequential(ops, raw_get()),
     )
     .await;
     print_ratio("hit_sequential", backend, subject, baseline);
 
     let (subject, baseline) = best_of(
-        || concurrent(ops * 5, layer_get(service.clone())),
-        || concurrent(ops * 5, raw_get(raw.clone(), Arc::clone(&keys))),
+        || concurrent(ops * 5, || LayerGet(service.clone())),
+        || concurrent(ops * 5, raw_get),
     )
     .await;
     print_ratio("hit_64_tasks", backend, subject, baseline);
 
     // What the consistency check costs by itself: a raw two-key MGET (entry and clock) against a raw GET.
-    let raw_mget = |raw: MultiplexedConnection, keys: Arc<Vec<String>>| {
-        move |id: u64| {
-            let mut raw = raw.clone();
-            let keys = Arc::clone(&keys);
-            async move {
-                let found: (Option<Vec<u8>>, Option<u64>) = redis::cmd("MGET")
-                    .arg(&keys[id as usize])
-                    .arg("bench:clock")
-                    .query_async(&mut raw)
-                    .await
-                    .expect("MGET");
-                std::hint::black_box(found.0.expect("present"));
-            }
-        }
+    let raw_mget = || RedisGet {
+        command: "MGET",
+        ..raw_get()
     };
     let (subject, baseline) = best_of(
-        || concurrent(ops * 5, raw_mget(raw.clone(), Arc::clone(&keys))),
-        || concurrent(ops * 5, raw_get(raw.clone(), Arc::clone(&keys))),
+        || concurrent(ops * 5, raw_mget),
+        || concurrent(ops * 5, raw_get),
     )
     .await;
     print_ratio("raw_mget2_vs_get_64_tasks", backend, subject, baseline);
