@@ -181,6 +181,15 @@ impl Slots {
             next: AtomicUsize::new(0),
         }
     }
+
+    /// The next slot, round robin (no shared write when there is only one).
+    fn pick(&self) -> &Slot {
+        let index = match self.slots.len() {
+            1 => 0,
+            len => self.next.fetch_add(1, Ordering::Relaxed) % len,
+        };
+        &self.slots[index]
+    }
 }
 
 /// A connection for one operation.
@@ -251,11 +260,19 @@ impl Connections {
         }
     }
 
+    /// A connection without waiting, when a slot holds a live one: the path of almost every operation,
+    /// which then needs no timer for its checkout.
+    pub(crate) fn ready(&self) -> Option<Checkout> {
+        match self {
+            Self::Flagged { slots, .. } => slots.pick().live(),
+            Self::Shared(_) => None,
+        }
+    }
+
     pub(crate) async fn checkout(&self) -> Result<Checkout, RedisError> {
         match self {
             Self::Flagged { pool, slots } => {
-                let index = slots.next.fetch_add(1, Ordering::Relaxed) % slots.slots.len();
-                let slot = &slots.slots[index];
+                let slot = slots.pick();
                 if let Some(checkout) = slot.live() {
                     return Ok(checkout);
                 }
