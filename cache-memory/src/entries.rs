@@ -1,26 +1,40 @@
 //! The bounded map of entries: reads that write nothing shared, writes that keep the cap.
 //!
 //! A hit must scale across cores, so a read takes no lock, bumps no reference count and feeds no shared
-//! log: it looks the key up in a lock-free [`papaya`] map under an epoch guard (thread-local) and sets the
-//! entry's "used" bit only when it is not already set, so a hot entry is read without any write at all.
+//! log: it looks the key up in a lock-free [`papaya`] map under an epoch guard (thread-local) and bumps
+//! the entry's small use counter only while it is below its ceiling, so a hot entry is read without any
+//! write at all.
 //!
-//! Writers (inserts, removals, clears) take one lock, which also guards the eviction queue. Eviction is
-//! CLOCK (second chance): entries queue in insertion order; when the map is over its cap, the entry at
-//! the front leaves if it is unused since the hand last passed or past its lifetime, otherwise its bit is
-//! cleared and it goes to the back. An overwrite leaves its old queue record behind; a record counts only
-//! while the map still holds the entry it names, and the queue is compacted before it can hold more than
-//! twice the cap of such records, so bookkeeping stays bounded whatever the mix of writes.
+//! Writers (inserts, removals, clears) take one lock, which also guards the eviction queues. Eviction is
+//! S3-FIFO (Yang et al., SOSP 2023), three FIFO queues:
+//! - new keys enter a *small* queue (a tenth of the cap); one read there is not enough to stay: an
+//!   entry leaving it moves to the *main* queue only if it was read at least twice, else it leaves and
+//!   its key's hash goes to a *ghost* queue;
+//! - a key found in the ghost queue (evicted recently, asked for again) enters the main queue directly;
+//! - an entry at the front of the main queue leaves if it was not read since it was last there, else
+//!   it goes round again with one use fewer.
+//!
+//! One-hit wonders (scans, keys read once) so leave quickly without pushing out the hot set, as with
+//! TinyLFU, and entries past their lifetime leave as soon as a queue's front reaches them. An overwrite
+//! leaves its old queue record behind; a record counts only while the map holds the entry it names, and
+//! the queues are compacted before such records outnumber live entries, so all bookkeeping stays
+//! bounded by the cap whatever the mix of writes.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap as StdHashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cache_core::CacheKey;
-use papaya::{Guard, HashMap};
+use papaya::HashMap;
 use tokio::time::Instant;
 
-/// Records beyond twice the cap that the queue may hold before it is compacted.
+/// Leftover records the queues may hold beyond the live entries before they are compacted.
 const QUEUE_SLACK: usize = 64;
+/// Uses counted per entry: enough to tell hot from warm, small enough that hot entries stop writing.
+const MAX_USES: u8 = 3;
+
+type Hasher = foldhash::fast::RandomState;
 
 /// What the map needs to know of a stored value to evict it.
 pub(crate) trait Expiring {
@@ -31,33 +45,89 @@ pub(crate) trait Expiring {
 struct Slot<T> {
     /// Unique per insert: tells a queue record of this entry from one of an entry it replaced.
     id: u64,
-    used: AtomicBool,
+    uses: AtomicU8,
+    /// In the main queue (changed only under the lock).
+    main: AtomicBool,
     item: T,
 }
 
+impl<T> Slot<T> {
+    fn in_main(&self) -> bool {
+        self.main.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Default)]
-struct Clock {
-    /// Keys in insertion order, each with the id of the insert that queued it.
-    queue: VecDeque<(CacheKey, u64)>,
+struct Queues {
+    small: VecDeque<(CacheKey, u64)>,
+    main: VecDeque<(CacheKey, u64)>,
+    /// Hashes of keys recently evicted from `small`, oldest first, and how often each is in there.
+    ghost: VecDeque<u64>,
+    ghosts: StdHashMap<u64, u32, Hasher>,
     next_id: u64,
-    /// Entries in the map; exact, since every change of the map happens under this lock.
-    len: usize,
+    /// Live entries per queue; exact, since every change of the map happens under this lock.
+    small_len: usize,
+    main_len: usize,
+}
+
+impl Queues {
+    fn len(&self) -> usize {
+        self.small_len + self.main_len
+    }
+
+    fn records(&self) -> usize {
+        self.small.len() + self.main.len()
+    }
+
+    fn count(&mut self, main: bool, added: bool) {
+        let len = if main {
+            &mut self.main_len
+        } else {
+            &mut self.small_len
+        };
+        if added {
+            *len += 1;
+        } else {
+            *len -= 1;
+        }
+    }
+
+    fn remember(&mut self, hash: u64, max: usize) {
+        self.ghost.push_back(hash);
+        *self.ghosts.entry(hash).or_default() += 1;
+        while self.ghost.len() > max {
+            let Some(old) = self.ghost.pop_front() else {
+                break;
+            };
+            if let Some(count) = self.ghosts.get_mut(&old) {
+                *count -= 1;
+                if *count == 0 {
+                    self.ghosts.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 pub(crate) struct Entries<T> {
-    map: HashMap<CacheKey, Slot<T>, foldhash::fast::RandomState>,
-    clock: Mutex<Clock>,
+    map: HashMap<CacheKey, Slot<T>, Hasher>,
+    queues: Mutex<Queues>,
+    hasher: Hasher,
     capacity: usize,
+    small_capacity: usize,
 }
+
+type Pinned<'m, T> = papaya::HashMapRef<'m, CacheKey, Slot<T>, Hasher, papaya::LocalGuard<'m>>;
 
 impl<T: Expiring + Send + Sync> Entries<T> {
     pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            map: HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
-            clock: Mutex::default(),
-            capacity: capacity.max(1),
+            map: HashMap::builder().hasher(Hasher::default()).build(),
+            queues: Mutex::default(),
+            hasher: Hasher::default(),
+            capacity,
+            small_capacity: (capacity / 10).max(1),
         }
     }
 
@@ -66,83 +136,134 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         let map = self.map.pin();
         let slot = map.get(key)?;
         let answer = read(&slot.item)?;
-        // Load first: the store (and the cache-line traffic it costs) only happens once per sweep.
-        if !slot.used.load(Ordering::Relaxed) {
-            slot.used.store(true, Ordering::Relaxed);
+        // Load first: a store (and the cache-line traffic it costs) only happens below the ceiling.
+        let uses = slot.uses.load(Ordering::Relaxed);
+        if uses < MAX_USES {
+            slot.uses.store(uses + 1, Ordering::Relaxed);
         }
         Some(answer)
     }
 
     /// Stores `item` under `key`, replacing any entry, then evicts down to the cap.
     pub(crate) fn insert(&self, key: CacheKey, item: T) {
-        let mut clock = self.lock();
-        let id = clock.next_id;
-        clock.next_id += 1;
+        let mut queues = self.lock();
         let map = self.map.pin();
+        let id = queues.next_id;
+        queues.next_id += 1;
+        // A replaced entry keeps its place and its uses; a key evicted recently goes straight to main.
+        let (main, uses) = match map.get(&key) {
+            Some(old) => (old.in_main(), old.uses.load(Ordering::Relaxed)),
+            None => (queues.ghosts.contains_key(&self.hasher.hash_one(&key)), 0),
+        };
         let slot = Slot {
             id,
-            used: AtomicBool::new(false),
+            uses: AtomicU8::new(uses),
+            main: AtomicBool::new(main),
             item,
         };
-        if map.insert(key.clone(), slot).is_none() {
-            clock.len += 1;
+        if let Some(old) = map.insert(key.clone(), slot) {
+            let was_main = old.in_main();
+            queues.count(was_main, false);
         }
-        clock.queue.push_back((key, id));
-        self.sweep(&mut clock, &map);
+        queues.count(main, true);
+        if main {
+            queues.main.push_back((key, id));
+        } else {
+            queues.small.push_back((key, id));
+        }
+        self.evict(&mut queues, &map);
     }
 
     pub(crate) fn remove(&self, key: &CacheKey) {
-        let mut clock = self.lock();
-        if self.map.pin().remove(key).is_some() {
-            clock.len -= 1;
+        let mut queues = self.lock();
+        if let Some(old) = self.map.pin().remove(key) {
+            let was_main = old.in_main();
+            queues.count(was_main, false);
         }
     }
 
     pub(crate) fn clear(&self) {
-        let mut clock = self.lock();
+        let mut queues = self.lock();
         self.map.pin().clear();
-        clock.queue.clear();
-        clock.len = 0;
+        *queues = Queues {
+            next_id: queues.next_id,
+            ..Queues::default()
+        };
     }
 
-    /// Moves the hand until the map is within its cap and the queue within its bound.
-    fn sweep<G: Guard>(
-        &self,
-        clock: &mut Clock,
-        map: &papaya::HashMapRef<'_, CacheKey, Slot<T>, foldhash::fast::RandomState, G>,
-    ) {
-        let max_records = self.capacity.saturating_mul(2).saturating_add(QUEUE_SLACK);
-        let mut now = None;
-        while clock.len > self.capacity || clock.queue.len() > max_records {
-            let Some((key, id)) = clock.queue.pop_front() else {
-                break;
-            };
+    /// Evicts until the map is within its cap, then compacts the queues if leftovers pile up.
+    fn evict(&self, queues: &mut Queues, map: &Pinned<'_, T>) {
+        let now = Instant::now();
+        while queues.len() > self.capacity {
+            if queues.small_len > self.small_capacity || queues.main_len == 0 {
+                self.evict_small(queues, map, now);
+            } else {
+                self.evict_main(queues, map, now);
+            }
+        }
+        if queues.records() > queues.len().saturating_mul(2).saturating_add(QUEUE_SLACK) {
+            let live =
+                |(key, id): &(CacheKey, u64)| map.get(key).is_some_and(|slot| slot.id == *id);
+            queues.small.retain(live);
+            queues.main.retain(live);
+        }
+    }
+
+    /// Takes the front of the small queue out: into main if it was read more than once, else out of the
+    /// map (its key into the ghost queue).
+    fn evict_small(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) {
+        while let Some((key, id)) = queues.small.pop_front() {
             let Some(slot) = map.get(&key).filter(|slot| slot.id == id) else {
-                continue; // the entry was replaced or removed since: a leftover record
+                continue; // replaced or removed since: a leftover record
             };
-            let over_cap = clock.len > self.capacity;
-            let expired = *now.get_or_insert_with(Instant::now) >= slot.item.expires_at();
-            if expired || (over_cap && !slot.used.load(Ordering::Relaxed)) {
+            queues.small_len -= 1;
+            if now >= slot.item.expires_at() {
                 map.remove(&key);
-                clock.len -= 1;
+            } else if slot.uses.load(Ordering::Relaxed) > 1 {
+                slot.uses.store(0, Ordering::Relaxed);
+                slot.main.store(true, Ordering::Relaxed);
+                queues.main_len += 1;
+                queues.main.push_back((key, id));
+            } else {
+                let hash = self.hasher.hash_one(&key);
+                map.remove(&key);
+                queues.remember(
+                    hash,
+                    self.capacity - self.small_capacity.min(self.capacity - 1),
+                );
+            }
+            return;
+        }
+    }
+
+    /// Takes the front of the main queue out if unused since it was last there, else sends it round
+    /// again with one use fewer.
+    fn evict_main(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) {
+        while let Some((key, id)) = queues.main.pop_front() {
+            let Some(slot) = map.get(&key).filter(|slot| slot.id == id) else {
                 continue;
+            };
+            let uses = slot.uses.load(Ordering::Relaxed);
+            if now >= slot.item.expires_at() || uses == 0 {
+                map.remove(&key);
+                queues.main_len -= 1;
+                return;
             }
-            if over_cap {
-                slot.used.store(false, Ordering::Relaxed); // its second chance, spent
-            }
-            clock.queue.push_back((key, id));
+            slot.uses.store(uses - 1, Ordering::Relaxed);
+            queues.main.push_back((key, id));
         }
     }
 }
 
 impl<T> Entries<T> {
     pub(crate) fn len(&self) -> usize {
-        self.lock().len
+        self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Clock> {
-        // Nothing under the lock runs user code that could panic halfway: a poisoned clock is consistent.
-        self.clock.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // Counts are updated next to the map change they follow, and values are dropped by the map's
+        // reclamation later: a panic under the lock leaves the queues usable.
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -171,17 +292,57 @@ mod tests {
         entries.read(&key(name), |_| Some(())).is_some()
     }
 
+    fn read_twice(entries: &Entries<Item>, name: &str) {
+        assert!(present(entries, name) && present(entries, name));
+    }
+
     #[test]
-    fn the_cap_holds_and_used_entries_get_a_second_chance() {
-        let entries = Entries::new(3);
-        for name in ["a", "b", "c"] {
-            entries.insert(key(name), later());
+    fn entries_read_twice_outlast_a_wave_of_new_keys() {
+        let entries = Entries::new(20);
+        for i in 0..20 {
+            entries.insert(key(format!("hot{i}")), later());
         }
-        assert!(present(&entries, "a"), "reading marks a as used");
-        entries.insert(key("d"), later());
-        assert_eq!(entries.len(), 3);
-        assert!(present(&entries, "a"), "a was used: it stays");
-        assert!(!present(&entries, "b"), "b was not: it leaves first");
+        for i in 0..20 {
+            read_twice(&entries, &format!("hot{i}"));
+        }
+        for i in 0..1_000 {
+            entries.insert(key(format!("scan{i}")), later());
+            assert!(entries.len() <= 20);
+        }
+        let kept = (0..20)
+            .filter(|i| present(&entries, &format!("hot{i}")))
+            .count();
+        assert!(
+            kept >= 17,
+            "a scan pushed out the hot set: {kept} of 20 kept"
+        );
+    }
+
+    #[test]
+    fn a_key_evicted_recently_comes_back_to_stay() {
+        let entries = Entries::new(10);
+        entries.insert(key("again"), later());
+        for i in 0..5 {
+            entries.insert(key(format!("k{i}")), later());
+        }
+        // "again" is the oldest of the small queue, read never: evicted, remembered.
+        for i in 5..10 {
+            entries.insert(key(format!("k{i}")), later());
+        }
+        assert!(!present(&entries, "again"));
+        entries.insert(key("again"), later());
+        assert!(entries
+            .lock()
+            .main
+            .iter()
+            .any(|(k, _)| k.as_str() == "again"));
+        for i in 10..30 {
+            entries.insert(key(format!("k{i}")), later());
+        }
+        assert!(
+            present(&entries, "again"),
+            "in main: new keys churn the small queue only"
+        );
     }
 
     #[test]
@@ -191,8 +352,8 @@ mod tests {
             entries.insert(key(format!("k{}", i % 5)), later());
         }
         assert_eq!(entries.len(), 5);
-        let queued = entries.lock().queue.len();
-        assert!(queued <= 2 * 10 + QUEUE_SLACK, "queue: {queued}");
+        let queued = entries.lock().records();
+        assert!(queued <= 2 * 5 + QUEUE_SLACK + 1, "queue: {queued}");
         for i in 0..5 {
             assert!(present(&entries, &format!("k{i}")));
         }
@@ -203,7 +364,8 @@ mod tests {
         let entries = Entries::new(2);
         entries.insert(key("old"), Item(Instant::now()));
         entries.insert(key("kept"), later());
-        assert!(present(&entries, "old") && present(&entries, "kept"));
+        read_twice(&entries, "old");
+        read_twice(&entries, "kept");
         entries.insert(key("new"), later());
         assert!(!present(&entries, "old"), "expired: evicted though used");
         assert!(present(&entries, "kept") && present(&entries, "new"));

@@ -297,6 +297,8 @@ async fn memory() -> Result<(), BoxError> {
     .await;
     print_ratio("miss_two_tags", backend, subject, baseline);
 
+    hit_ratio();
+
     let handle = layer.handle();
     let started = Instant::now();
     let rounds = 1_000u32;
@@ -309,6 +311,67 @@ async fn memory() -> Result<(), BoxError> {
         per_invalidation.as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// Hit ratios of the store's eviction and of mini-moka's, on one skewed stream of reads (Zipf, exponent
+/// 0.9, over ten times as many keys as fit), each read that misses followed by a fill.
+fn hit_ratio() {
+    const CAPACITY: u64 = 10_000;
+    const UNIVERSE: usize = 100_000;
+    const READS: usize = 2_000_000;
+    let cdf: Vec<f64> = (1..=UNIVERSE)
+        .scan(0.0, |sum, rank| {
+            *sum += 1.0 / (rank as f64).powf(0.9);
+            Some(*sum)
+        })
+        .collect();
+    let total = cdf[UNIVERSE - 1];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let stream: Vec<u64> = (0..READS)
+        .map(|_| {
+            // xorshift64*: a fixed stream, the same for both sides.
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            let uniform =
+                (seed.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+            cdf.partition_point(|&at| at < uniform * total) as u64
+        })
+        .collect();
+
+    let store = MemoryStore::<u64>::new(CAPACITY);
+    let mut hits = 0usize;
+    for &id in &stream {
+        let key = CacheKey::from(key_of(id));
+        match store.get(&key).into_ready() {
+            Ok(Ok(cache_core::Lookup::Hit { .. })) => hits += 1,
+            _ => {
+                let entry = PutEntry {
+                    value: id,
+                    ttl: Duration::from_secs(3600),
+                    stale: cache_core::StalePeriods::NONE,
+                    tags: Vec::new(),
+                    stamp: None,
+                };
+                let _ = store.put(&key, entry).into_ready();
+            }
+        }
+    }
+    let moka: MiniMoka<String, u64> = MiniMoka::new(CAPACITY);
+    let mut moka_hits = 0usize;
+    for &id in &stream {
+        let key = key_of(id);
+        if moka.get(&key).is_some() {
+            moka_hits += 1;
+        } else {
+            moka.insert(key, id);
+        }
+    }
+    let (ratio, baseline) = (hits as f64 / READS as f64, moka_hits as f64 / READS as f64);
+    println!(
+        "{{\"scenario\":\"hit_ratio_zipf\",\"backend\":\"memory\",\"hit_ratio\":{ratio:.4},\"baseline_hit_ratio\":{baseline:.4},\"ratio\":{:.3}}}",
+        ratio / baseline
+    );
 }
 
 async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
