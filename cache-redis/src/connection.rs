@@ -182,15 +182,17 @@ impl Slots {
         }
     }
 
-    /// The next slot, round robin (no shared write when there is only one).
-    fn pick(&self) -> &Slot {
-        let index = match self.slots.len() {
+    /// The index of the next slot, round robin (no shared write when there is only one).
+    fn pick(&self) -> usize {
+        match self.slots.len() {
             1 => 0,
             len => self.next.fetch_add(1, Ordering::Relaxed) % len,
-        };
-        &self.slots[index]
+        }
     }
 }
+
+/// The slot an operation was given, when it had to wait for it.
+pub(crate) struct Pick(Option<usize>);
 
 /// A connection for one operation.
 pub(crate) struct Checkout {
@@ -260,19 +262,25 @@ impl Connections {
         }
     }
 
-    /// A connection without waiting, when a slot holds a live one: the path of almost every operation,
-    /// which then needs no timer for its checkout.
-    pub(crate) fn ready(&self) -> Option<Checkout> {
+    /// A connection without waiting, when the next slot holds a live one: the path of almost every
+    /// operation, which then needs no timer for its checkout. Otherwise the slot to hand to
+    /// [`checkout`](Self::checkout), so that it is the one refilled.
+    pub(crate) fn ready(&self) -> Result<Checkout, Pick> {
         match self {
-            Self::Flagged { slots, .. } => slots.pick().live(),
-            Self::Shared(_) => None,
+            Self::Flagged { slots, .. } => {
+                let index = slots.pick();
+                slots.slots[index].live().ok_or(Pick(Some(index)))
+            }
+            Self::Shared(_) => Err(Pick(None)),
         }
     }
 
-    pub(crate) async fn checkout(&self) -> Result<Checkout, RedisError> {
+    /// A connection from the slot `pick` names (refilling it when its connection is missing or broken),
+    /// or from the application's pool.
+    pub(crate) async fn checkout(&self, pick: Pick) -> Result<Checkout, RedisError> {
         match self {
             Self::Flagged { pool, slots } => {
-                let slot = slots.pick();
+                let slot = &slots.slots[pick.0.unwrap_or_else(|| slots.pick())];
                 if let Some(checkout) = slot.live() {
                     return Ok(checkout);
                 }

@@ -208,15 +208,17 @@ impl<C: Codec> Inner<C> {
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
         let checkout = match self.connections.ready() {
-            Some(checkout) => checkout,
-            None => match tokio::time::timeout_at(deadline, self.connections.checkout()).await {
-                Ok(Ok(checkout)) => checkout,
-                Ok(Err(error)) => {
-                    self.circuit.trip();
-                    return Err(Error::store(operation, error));
+            Ok(checkout) => checkout,
+            Err(pick) => {
+                match tokio::time::timeout_at(deadline, self.connections.checkout(pick)).await {
+                    Ok(Ok(checkout)) => checkout,
+                    Ok(Err(error)) => {
+                        self.circuit.trip();
+                        return Err(Error::store(operation, error));
+                    }
+                    Err(_) => return Err(timed_out()),
                 }
-                Err(_) => return Err(timed_out()),
-            },
+            }
         };
         let retire = checkout.retirement();
         let result = match tokio::time::timeout_at(deadline, work(checkout)).await {

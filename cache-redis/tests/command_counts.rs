@@ -140,3 +140,18 @@ async fn the_pool_size_is_the_number_of_connections() {
     let clients = server.command(&["CLIENT", "LIST"]).lines().count();
     assert_eq!(clients, 3 + 1);
 }
+
+#[tokio::test]
+async fn one_at_a_time_operations_still_fill_every_slot() {
+    // The slot that had no connection is the one refilled, not the next one round the pool.
+    let server = RedisServer::start();
+    let options = RedisOptions::default()
+        .timeout(Duration::from_secs(10))
+        .pool_size(2);
+    let store = RedisStore::<u32>::connect(&server.url(), options).unwrap();
+    for i in 0..10 {
+        store.get(&CacheKey::from(format!("k{i}"))).await.unwrap();
+    }
+    let clients = server.command(&["CLIENT", "LIST"]).lines().count();
+    assert_eq!(clients, 2 + 1);
+}
