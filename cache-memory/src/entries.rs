@@ -150,10 +150,15 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         let map = self.map.pin();
         let id = queues.next_id;
         queues.next_id += 1;
-        // A replaced entry keeps its place and its uses; a key evicted recently goes straight to main.
+        // A replaced entry keeps its place and its uses; a new key makes room first (so it cannot be
+        // its own victim), and goes straight to main if it was evicted recently.
         let (main, uses) = match map.get(&key) {
             Some(old) => (old.in_main(), old.uses.load(Ordering::Relaxed)),
-            None => (queues.ghosts.contains_key(&self.hasher.hash_one(&key)), 0),
+            None => {
+                self.evict_down_to(self.capacity - 1, &mut queues, &map);
+                let hash = self.hasher.hash_one(&key);
+                (queues.ghosts.contains_key(&hash), 0)
+            }
         };
         let slot = Slot {
             id,
@@ -171,7 +176,7 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         } else {
             queues.small.push_back((key, id));
         }
-        self.evict(&mut queues, &map);
+        self.compact(&mut queues, &map);
     }
 
     pub(crate) fn remove(&self, key: &CacheKey) {
@@ -191,16 +196,20 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         };
     }
 
-    /// Evicts until the map is within its cap, then compacts the queues if leftovers pile up.
-    fn evict(&self, queues: &mut Queues, map: &Pinned<'_, T>) {
+    /// Evicts until at most `len` entries are left.
+    fn evict_down_to(&self, len: usize, queues: &mut Queues, map: &Pinned<'_, T>) {
         let now = Instant::now();
-        while queues.len() > self.capacity {
+        while queues.len() > len {
             if queues.small_len > self.small_capacity || queues.main_len == 0 {
                 self.evict_small(queues, map, now);
             } else {
                 self.evict_main(queues, map, now);
             }
         }
+    }
+
+    /// Drops leftover records once they outnumber the live entries.
+    fn compact(&self, queues: &mut Queues, map: &Pinned<'_, T>) {
         if queues.records() > queues.len().saturating_mul(2).saturating_add(QUEUE_SLACK) {
             let live =
                 |(key, id): &(CacheKey, u64)| map.get(key).is_some_and(|slot| slot.id == *id);
@@ -237,14 +246,17 @@ impl<T: Expiring + Send + Sync> Entries<T> {
     }
 
     /// Takes the front of the main queue out if unused since it was last there, else sends it round
-    /// again with one use fewer.
+    /// again with one use fewer. Readers may raise uses again meanwhile (without the lock), so after as
+    /// many turns as it takes to wear every entry's uses down, the front leaves regardless.
     fn evict_main(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) {
+        let mut turns = queues.main.len().saturating_mul(usize::from(MAX_USES) + 1);
         while let Some((key, id)) = queues.main.pop_front() {
             let Some(slot) = map.get(&key).filter(|slot| slot.id == id) else {
                 continue;
             };
             let uses = slot.uses.load(Ordering::Relaxed);
-            if now >= slot.item.expires_at() || uses == 0 {
+            turns = turns.saturating_sub(1);
+            if now >= slot.item.expires_at() || uses == 0 || turns == 0 {
                 map.remove(&key);
                 queues.main_len -= 1;
                 return;
@@ -343,6 +355,57 @@ mod tests {
             present(&entries, "again"),
             "in main: new keys churn the small queue only"
         );
+    }
+
+    #[test]
+    fn a_new_key_is_never_its_own_victim() {
+        // A warm main queue: every entry read, so the hand goes round before it finds a victim.
+        let entries = Entries::new(10);
+        for i in 0..20 {
+            entries.insert(key(format!("warm{i}")), later());
+            read_twice(&entries, &format!("warm{i}"));
+        }
+        entries.insert(key("ghost"), later());
+        for i in 0..9 {
+            entries.insert(key(format!("cold{i}")), later());
+        }
+        assert!(
+            !present(&entries, "ghost"),
+            "evicted from small, remembered"
+        );
+        for i in 0..20 {
+            present(&entries, &format!("warm{i}"));
+        }
+        entries.insert(key("ghost"), later());
+        assert!(
+            present(&entries, "ghost"),
+            "the insert that admitted it kept it"
+        );
+        assert_eq!(entries.len(), 10);
+    }
+
+    #[test]
+    fn eviction_ends_while_readers_keep_every_entry_hot() {
+        let entries = Entries::new(4);
+        for i in 0..4 {
+            entries.insert(key(format!("hot{i}")), later());
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..4 {
+                        present(&entries, &format!("hot{i}"));
+                    }
+                }
+            });
+            for i in 0..10_000 {
+                entries.insert(key(format!("new{i}")), later());
+                read_twice(&entries, &format!("new{i}"));
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(entries.len(), 4);
     }
 
     #[test]
