@@ -115,6 +115,8 @@ pub(crate) struct Entries<T> {
     hasher: Hasher,
     capacity: usize,
     small_capacity: usize,
+    /// Keys the ghost queue remembers: as many as the main queue holds.
+    ghost_capacity: usize,
 }
 
 type Pinned<'m, T> = papaya::HashMapRef<'m, CacheKey, Slot<T>, Hasher, papaya::LocalGuard<'m>>;
@@ -128,6 +130,7 @@ impl<T: Expiring + Send + Sync> Entries<T> {
             hasher: Hasher::default(),
             capacity,
             small_capacity: (capacity / 10).max(1),
+            ghost_capacity: (capacity - capacity / 10).max(1),
         }
     }
 
@@ -144,7 +147,8 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         Some(answer)
     }
 
-    /// Stores `item` under `key`, replacing any entry, then evicts down to the cap.
+    /// Stores `item` under `key`, replacing any entry; a new key first evicts another when the map is
+    /// full.
     pub(crate) fn insert(&self, key: CacheKey, item: T) {
         let mut queues = self.lock();
         let map = self.map.pin();
@@ -236,10 +240,7 @@ impl<T: Expiring + Send + Sync> Entries<T> {
             } else {
                 let hash = self.hasher.hash_one(&key);
                 map.remove(&key);
-                queues.remember(
-                    hash,
-                    self.capacity - self.small_capacity.min(self.capacity - 1),
-                );
+                queues.remember(hash, self.ghost_capacity);
             }
             return;
         }

@@ -164,7 +164,7 @@ impl<V: Clone + Send + Sync + 'static> MemoryStore<V> {
     }
 
     /// Entries held, at most [`capacity`](Self::capacity). Expired and invalidated entries count until
-    /// the eviction hand reaches them or a fill overwrites them.
+    /// eviction reaches them or a fill overwrites them.
     pub fn entry_count(&self) -> u64 {
         self.inner.entries.len() as u64
     }
