@@ -208,3 +208,58 @@ fn concurrent_readers_and_invalidators_agree() {
         });
     });
 }
+
+#[test]
+fn concurrent_writers_keep_the_count_exact_and_within_the_cap() {
+    // Two threads insert, overwrite, remove and read 3,000 keys in a store of 500 while a third checks
+    // the cap; once they stop, the count must be exactly the number of keys that still hit.
+    let store = MemoryStore::<u64>::new(500);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..2u64)
+            .map(|thread| {
+                let store = &store;
+                scope.spawn(move || {
+                    let mut seed = thread + 1;
+                    for _ in 0..100_000 {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let key = format!("k{}", (seed >> 33) % 3_000);
+                        match (seed >> 20) % 8 {
+                            0 => store
+                                .remove(&CacheKey::from(key.as_str()))
+                                .into_ready()
+                                .unwrap()
+                                .unwrap(),
+                            1..=4 => {
+                                put(store, &key, seed, &[], None);
+                            }
+                            _ => {
+                                get(store, &key);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(
+                    store.entry_count() <= 500,
+                    "entries: {}",
+                    store.entry_count()
+                );
+            }
+        });
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let hits = (0..3_000)
+        .filter(|i| is_hit(&store, &format!("k{i}")))
+        .count() as u64;
+    assert_eq!(store.entry_count(), hits);
+    assert!(hits > 400, "a full store after the churn: {hits}");
+}
