@@ -204,10 +204,15 @@ impl<T: Expiring + Send + Sync> Entries<T> {
     fn evict_down_to(&self, len: usize, queues: &mut Queues, map: &Pinned<'_, T>) {
         let now = Instant::now();
         while queues.len() > len {
-            if queues.small_len > self.small_capacity || queues.main_len == 0 {
-                self.evict_small(queues, map, now);
+            let moved = if queues.small_len > self.small_capacity || queues.main_len == 0 {
+                self.evict_small(queues, map, now)
             } else {
-                self.evict_main(queues, map, now);
+                self.evict_main(queues, map, now)
+            };
+            if !moved {
+                // Only a count out of step with the queues gets here: better over the cap than stuck.
+                debug_assert!(false, "entry counts out of step with the eviction queues");
+                break;
             }
         }
     }
@@ -223,8 +228,8 @@ impl<T: Expiring + Send + Sync> Entries<T> {
     }
 
     /// Takes the front of the small queue out: into main if it was read more than once, else out of the
-    /// map (its key into the ghost queue).
-    fn evict_small(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) {
+    /// map (its key into the ghost queue). False when the queue held no live entry.
+    fn evict_small(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) -> bool {
         while let Some((key, id)) = queues.small.pop_front() {
             let Some(slot) = map.get(&key).filter(|slot| slot.id == id) else {
                 continue; // replaced or removed since: a leftover record
@@ -242,14 +247,15 @@ impl<T: Expiring + Send + Sync> Entries<T> {
                 map.remove(&key);
                 queues.remember(hash, self.ghost_capacity);
             }
-            return;
+            return true;
         }
+        false
     }
 
     /// Takes the front of the main queue out if unused since it was last there, else sends it round
     /// again with one use fewer. Readers may raise uses again meanwhile (without the lock), so after as
     /// many turns as it takes to wear every entry's uses down, the front leaves regardless.
-    fn evict_main(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) {
+    fn evict_main(&self, queues: &mut Queues, map: &Pinned<'_, T>, now: Instant) -> bool {
         let mut turns = queues.main.len().saturating_mul(usize::from(MAX_USES) + 1);
         while let Some((key, id)) = queues.main.pop_front() {
             let Some(slot) = map.get(&key).filter(|slot| slot.id == id) else {
@@ -260,11 +266,12 @@ impl<T: Expiring + Send + Sync> Entries<T> {
             if now >= slot.item.expires_at() || uses == 0 || turns == 0 {
                 map.remove(&key);
                 queues.main_len -= 1;
-                return;
+                return true;
             }
             slot.uses.store(uses - 1, Ordering::Relaxed);
             queues.main.push_back((key, id));
         }
+        false
     }
 }
 

@@ -252,10 +252,13 @@ fn concurrent_writers_keep_the_count_exact_and_within_the_cap() {
                 );
             }
         });
-        for writer in writers {
-            writer.join().unwrap();
-        }
+        let ended: Vec<_> = writers.into_iter().map(|writer| writer.join()).collect();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for writer in ended {
+            if let Err(panic) = writer {
+                std::panic::resume_unwind(panic);
+            }
+        }
     });
     let hits = (0..3_000)
         .filter(|i| is_hit(&store, &format!("k{i}")))
