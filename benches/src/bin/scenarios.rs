@@ -8,8 +8,9 @@
 //! Without `--redis-url` the runner starts a private `redis-server` on a free port. Every throughput line
 //! is `{"scenario","backend","ops_per_s","baseline_ops_per_s","ratio"}`; the stampede line is
 //! `{"scenario":"stampede","backend","inner_calls","ms"}`; the invalidation line adds `"ms"` per
-//! invalidation. Each side runs five rounds, interleaved, and keeps its best round: the machine is
-//! shared and noisy, and the best round is the least disturbed one.
+//! invalidation; the memory backend's `hit_ratio_zipf` line gives `hit_ratio` and `baseline_hit_ratio`.
+//! Each side runs five rounds, interleaved, and keeps its best round: the machine is shared and noisy,
+//! and the best round is the least disturbed one.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
