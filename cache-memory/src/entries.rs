@@ -159,7 +159,7 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         let (main, uses) = match map.get(&key) {
             Some(old) => (old.in_main(), old.uses.load(Ordering::Relaxed)),
             None => {
-                self.evict_down_to(self.capacity - 1, &mut queues, &map);
+                self.make_room(&mut queues, &map);
                 let hash = self.hasher.hash_one(&key);
                 (queues.ghosts.contains_key(&hash), 0)
             }
@@ -200,10 +200,13 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         };
     }
 
-    /// Evicts until at most `len` entries are left.
-    fn evict_down_to(&self, len: usize, queues: &mut Queues, map: &Pinned<'_, T>) {
+    /// Evicts until a new entry fits under the cap.
+    fn make_room(&self, queues: &mut Queues, map: &Pinned<'_, T>) {
+        if queues.len() < self.capacity {
+            return;
+        }
         let now = Instant::now();
-        while queues.len() > len {
+        while queues.len() >= self.capacity {
             let moved = if queues.small_len > self.small_capacity || queues.main_len == 0 {
                 self.evict_small(queues, map, now)
             } else {

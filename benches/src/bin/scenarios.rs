@@ -107,24 +107,25 @@ impl Op for MokaGet {
 /// A raw redis-rs command on the task's own multiplexed connection: `GET` of the key, or `MGET` of the
 /// key and a second one (what a hit costs without client tracking: the entry and the clock).
 struct RedisGet {
-    command: &'static str,
+    mget: bool,
     connection: MultiplexedConnection,
     keys: Arc<Vec<String>>,
 }
 
 impl Op for RedisGet {
     async fn run(&mut self, id: u64) {
-        let mut command = redis::cmd(self.command);
-        command.arg(&self.keys[id as usize]);
-        let found: Option<Vec<u8>> = if self.command == "MGET" {
-            command
+        let key = &self.keys[id as usize];
+        let found: Option<Vec<u8>> = if self.mget {
+            redis::cmd("MGET")
+                .arg(key)
                 .arg("bench:clock")
                 .query_async::<(Option<Vec<u8>>, Option<u64>)>(&mut self.connection)
                 .await
                 .expect("MGET")
                 .0
         } else {
-            command
+            redis::cmd("GET")
+                .arg(key)
                 .query_async(&mut self.connection)
                 .await
                 .expect("GET")
@@ -402,7 +403,7 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
 
     let ops = 20_000;
     let raw_get = || RedisGet {
-        command: "GET",
+        mget: false,
         connection: raw.clone(),
         keys: Arc::clone(&keys),
     };
@@ -422,7 +423,7 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
 
     // What the consistency check costs by itself: a raw two-key MGET (entry and clock) against a raw GET.
     let raw_mget = || RedisGet {
-        command: "MGET",
+        mget: true,
         ..raw_get()
     };
     let (subject, baseline) = best_of(
