@@ -48,10 +48,12 @@ impl Circuit {
             .is_ok()
     }
 
-    pub(crate) fn trip(&self) {
+    /// Opens the circuit after `error`; the first trip of an outage (a Redis unreachable at startup
+    /// included) is logged at warn level, with the error.
+    pub(crate) fn trip(&self, error: &dyn std::fmt::Display) {
         let until = self.now() + u64::try_from(RETRY_AFTER.as_micros()).unwrap_or(u64::MAX);
         if self.open_until.swap(until, Ordering::Relaxed) == 0 {
-            tracing::warn!(retry_after = ?RETRY_AFTER, "Redis unreachable: the cache passes requests through");
+            tracing::warn!(retry_after = ?RETRY_AFTER, %error, "Redis unreachable: the cache passes requests through");
         }
     }
 

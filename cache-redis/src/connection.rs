@@ -7,7 +7,7 @@
 //! checkout test (a flag read, no I/O) makes the pool replace it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bb8_redis::bb8::{self, ManageConnection, Pool, PooledConnection, RunError};
@@ -25,6 +25,7 @@ pub(crate) struct FlaggedConnection {
 }
 
 /// bb8 manager of [`FlaggedConnection`]s: validity is the flag, never a round trip.
+#[derive(Clone)]
 pub(crate) struct FlaggedManager {
     plain: Client,
     /// The same server, spoken to in RESP3 for tracked connections.
@@ -132,10 +133,7 @@ impl ManageConnection for FlaggedManager {
 /// Where connections come from.
 pub(crate) enum Connections {
     /// Our own pool, tuned for a cache, and the connections currently cloned out of it.
-    Flagged {
-        pool: Pool<FlaggedManager>,
-        slots: Slots,
-    },
+    Flagged { pool: LazyPool, slots: Slots },
     /// A pool the application built with bb8-redis's manager (it pings on checkout unless configured
     /// with `test_on_check_out(false)`).
     Shared(Pool<RedisConnectionManager>),
@@ -249,13 +247,12 @@ impl Connections {
         timeout: Duration,
         tracking: Arc<Tracking>,
     ) -> Self {
-        let pool = Pool::builder()
-            .max_size(pool_size)
-            .min_idle(None)
-            .test_on_check_out(true)
-            .connection_timeout(timeout)
-            .retry_connection(false)
-            .build_unchecked(FlaggedManager::new(plain, resp3, timeout, tracking));
+        let pool = LazyPool {
+            pool: OnceLock::new(),
+            manager: FlaggedManager::new(plain, resp3, timeout, tracking),
+            max_size: pool_size,
+            timeout,
+        };
         Self::Flagged {
             pool,
             slots: Slots::new(pool_size),
@@ -295,7 +292,7 @@ impl Connections {
                     .unwrap_or_else(PoisonError::into_inner)
                     .take();
                 drop(broken);
-                let pooled = pool.get_owned().await.map_err(run_error)?;
+                let pooled = pool.get().get_owned().await.map_err(run_error)?;
                 let checkout = Checkout::of(&pooled);
                 *slot.held.write().unwrap_or_else(PoisonError::into_inner) = Some(pooled);
                 Ok(checkout)
@@ -309,6 +306,29 @@ impl Connections {
                 })
             }
         }
+    }
+}
+
+/// Our own pool, built on first use, inside the runtime: bb8 spawns its reaper task when a pool is built,
+/// and a store may be built in synchronous code before any tokio runtime exists.
+pub(crate) struct LazyPool {
+    pool: OnceLock<Pool<FlaggedManager>>,
+    manager: FlaggedManager,
+    max_size: u32,
+    timeout: Duration,
+}
+
+impl LazyPool {
+    fn get(&self) -> &Pool<FlaggedManager> {
+        self.pool.get_or_init(|| {
+            Pool::builder()
+                .max_size(self.max_size)
+                .min_idle(None)
+                .test_on_check_out(true)
+                .connection_timeout(self.timeout)
+                .retry_connection(false)
+                .build_unchecked(self.manager.clone())
+        })
     }
 }
 

@@ -71,6 +71,18 @@ where
         }
     }
 
+    /// Whether the store can be reached now: always for memory, one `PING` for Redis
+    /// ([`RedisStore::ping`]).
+    ///
+    /// # Errors
+    /// The Redis store's error when it does not answer.
+    pub async fn ping(&self) -> Result<(), Error> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(store) => store.ping().await,
+        }
+    }
+
     /// `"memory"` or `"redis"`.
     pub fn backend(&self) -> &'static str {
         match self {

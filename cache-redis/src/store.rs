@@ -71,7 +71,8 @@ impl<V> RedisStore<V, Bincode> {
     /// A store on the Redis at `url` (`redis://` or `rediss://` for TLS), with the bincode codec.
     ///
     /// Connections are opened on first use, so a Redis that is down at startup only means misses until it
-    /// is back.
+    /// is back (the first failure is logged at warn level; [`ping`](Self::ping) checks readiness). It
+    /// needs no tokio runtime: the store may be built before one starts.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming `REDIS_URL` when the URL cannot be parsed (the password is never
@@ -144,6 +145,25 @@ impl<V, C: Codec> RedisStore<V, C> {
     }
 }
 
+impl<V, C: Codec> RedisStore<V, C> {
+    /// Whether Redis answers now: one `PING` under the store's timeout. For readiness probes and
+    /// startup checks; the cache itself never needs it, since an unreachable Redis only means requests
+    /// go to the inner service until it is back.
+    ///
+    /// # Errors
+    /// The store error (refused, timed out) that a request would have counted.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.inner
+            .run("ping", false, |mut checkout| async move {
+                let pong = redis::cmd("PING")
+                    .query_async::<()>(&mut checkout.connection)
+                    .await;
+                (checkout, pong.map_err(OpError::from))
+            })
+            .await
+    }
+}
+
 /// Two clients for the URL: the plain one, and the same in RESP3 for connections that track the clock.
 fn open_clients(url: &str, options: &RedisOptions) -> Result<(Client, Client), Error> {
     let invalid = |error: RedisError| {
@@ -179,7 +199,8 @@ fn open_clients(url: &str, options: &RedisOptions) -> Result<(Client, Client), E
 }
 
 impl<C: Codec> Inner<C> {
-    /// Runs one store operation under the timeout, on a freshly checked-out connection. While the circuit
+    /// Runs one store operation under the timeout, on a checked-out connection that `work` hands back
+    /// with its result, so a failure can retire it. While the circuit
     /// is open, reads and writes of entries (`fail_fast`) fail at once; invalidations always try, since a
     /// lost invalidation would leave entries stale. A connection whose operation timed out is retired: a
     /// silent socket would otherwise keep its slot until the kernel gives up on it.
@@ -191,7 +212,7 @@ impl<C: Codec> Inner<C> {
     ) -> Result<T, Error>
     where
         F: FnOnce(Checkout) -> Fut,
-        Fut: Future<Output = Result<T, (Checkout, OpError)>>,
+        Fut: Future<Output = (Checkout, Result<T, OpError>)>,
     {
         if fail_fast && !self.circuit.allows() {
             return Err(Error::store(
@@ -200,11 +221,12 @@ impl<C: Codec> Inner<C> {
             ));
         }
         let timed_out = || {
-            self.circuit.trip();
-            Error::StoreTimeout {
+            let error = Error::StoreTimeout {
                 operation,
                 after: self.timeout,
-            }
+            };
+            self.circuit.trip(&error);
+            error
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
         let checkout = match self.connections.ready() {
@@ -213,7 +235,7 @@ impl<C: Codec> Inner<C> {
                 match tokio::time::timeout_at(deadline, self.connections.checkout(pick)).await {
                     Ok(Ok(checkout)) => checkout,
                     Ok(Err(error)) => {
-                        self.circuit.trip();
+                        self.circuit.trip(&error);
                         return Err(Error::store(operation, error));
                     }
                     Err(_) => return Err(timed_out()),
@@ -222,14 +244,14 @@ impl<C: Codec> Inner<C> {
         };
         let retire = checkout.retirement();
         let result = match tokio::time::timeout_at(deadline, work(checkout)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err((checkout, OpError::Redis(error)))) => {
+            Ok((_, Ok(value))) => Ok(value),
+            Ok((checkout, Err(OpError::Redis(error)))) => {
                 if checkout.note(&error) {
-                    self.circuit.trip();
+                    self.circuit.trip(&error);
                 }
                 Err(Error::store(operation, error))
             }
-            Ok(Err((_, OpError::Cache(error)))) => Err(error),
+            Ok((_, Err(OpError::Cache(error)))) => Err(error),
             Err(_) => {
                 retire.retire();
                 Err(timed_out())
@@ -248,10 +270,8 @@ impl<C: Codec> Inner<C> {
         }
         let synced = self
             .run("time", true, |mut checkout| async move {
-                match self.clock.sync(&mut checkout.connection).await {
-                    Ok(()) => Ok(()),
-                    Err(error) => Err((checkout, OpError::Redis(error))),
-                }
+                let synced = self.clock.sync(&mut checkout.connection).await;
+                (checkout, synced.map_err(OpError::from))
             })
             .await;
         if let Err(error) = synced {
@@ -274,74 +294,76 @@ impl<C: Codec> Inner<C> {
         let entry_key = self.keys.entry(&key);
         let (bytes, clock) = self
             .run("get", true, |mut checkout| async move {
-                let conn = &mut checkout.connection;
-                let reply = if checkout.tracked {
-                    // Redis pushes clock changes on this connection ahead of this reply: a plain GET,
-                    // then a look at the notices, is enough.
-                    let got = match redis::cmd("GET")
-                        .arg(&entry_key)
-                        .query_async::<Option<Vec<u8>>>(conn)
-                        .await
-                    {
-                        // Another type at the entry's key: undecodable, so the next fill replaces it.
-                        Err(error) if error.code() == Some("WRONGTYPE") => Ok(Some(Vec::new())),
-                        other => other,
-                    };
-                    match got {
-                        Ok(bytes) => {
-                            let notices = || self.tracking.notices();
-                            self.view
-                                .refresh(notices, &self.keys, conn)
-                                .await
-                                .map(|()| (bytes, 0))
-                        }
-                        Err(error) => Err(error),
-                    }
-                } else {
-                    let mut mget = redis::cmd("MGET");
-                    mget.arg(&entry_key).arg(&self.keys.epoch);
-                    match mget
-                        .query_async::<(Option<Vec<u8>>, Option<u64>)>(conn)
-                        .await
-                    {
-                        Ok((bytes, clock)) => {
-                            let clock = clock.unwrap_or(0);
-                            self.view
-                                .catch_up(clock, &self.keys, conn)
-                                .await
-                                .map(|()| (bytes, clock))
-                        }
-                        Err(error) => Err(error),
-                    }
-                };
-                match reply {
-                    Ok(reply) => Ok(reply),
-                    Err(error) => Err((checkout, OpError::Redis(error))),
-                }
+                let fetched = self.fetch(&mut checkout, &entry_key).await;
+                (checkout, fetched.map_err(OpError::from))
             })
             .await?;
         // A fill that follows this miss starts after every invalidation the view knows of.
         let stamp = FillStamp::new(clock.max(self.view.cursor()));
-        let Some(bytes) = bytes else {
-            return Ok(Lookup::Miss { stamp });
-        };
-        let raw = match envelope::parse::<C>(&bytes) {
+        match bytes {
+            None => Ok(Lookup::Miss { stamp }),
+            Some(bytes) => Ok(self.read_entry(&key, &bytes, stamp).await),
+        }
+    }
+
+    /// The entry's bytes and, without client tracking, the clock read beside them (0 with tracking: the
+    /// view already follows it). Either way the view is brought up to date before the entry is judged.
+    async fn fetch(
+        &self,
+        checkout: &mut Checkout,
+        entry_key: &str,
+    ) -> RedisResult<(Option<Vec<u8>>, u64)> {
+        let conn = &mut checkout.connection;
+        if checkout.tracked {
+            // Redis pushes clock changes on this connection ahead of this reply: a plain GET, then a look
+            // at the notices, is enough.
+            let bytes = match redis::cmd("GET")
+                .arg(entry_key)
+                .query_async::<Option<Vec<u8>>>(conn)
+                .await
+            {
+                // Another type at the entry's key: undecodable, so the next fill replaces it.
+                Err(error) if error.code() == Some("WRONGTYPE") => Some(Vec::new()),
+                other => other?,
+            };
+            let notices = || self.tracking.notices();
+            self.view.refresh(notices, &self.keys, conn).await?;
+            return Ok((bytes, 0));
+        }
+        let (bytes, clock) = redis::cmd("MGET")
+            .arg(entry_key)
+            .arg(&self.keys.epoch)
+            .query_async::<(Option<Vec<u8>>, Option<u64>)>(conn)
+            .await?;
+        let clock = clock.unwrap_or(0);
+        self.view.catch_up(clock, &self.keys, conn).await?;
+        Ok((bytes, clock))
+    }
+
+    /// What an entry's bytes mean: invalidated (a miss), undecodable, fresh or stale.
+    async fn read_entry<V: DeserializeOwned>(
+        &self,
+        key: &CacheKey,
+        bytes: &[u8],
+        stamp: FillStamp,
+    ) -> Lookup<V> {
+        let raw = match envelope::parse::<C>(bytes) {
             Ok(raw) => raw,
-            Err(error) => return Ok(Lookup::Undecodable { stamp, error }),
+            Err(error) => return Lookup::Undecodable { stamp, error },
         };
-        if self.view.is_dead(&key, raw.tags(), raw.stamp.get()) {
-            return Ok(Lookup::Miss { stamp });
+        if self.view.is_dead(key, raw.tags(), raw.stamp.get()) {
+            return Lookup::Miss { stamp };
         }
         let value = match self.codec.decode(raw.payload) {
             Ok(value) => value,
-            Err(error) => return Ok(Lookup::Undecodable { stamp, error }),
+            Err(error) => return Lookup::Undecodable { stamp, error },
         };
         // Redis expires the entry at the end of its stale periods; before that, its own deadlines, in
         // Redis's time, say whether it is still fresh.
         if !raw.freshness.is_always() {
             self.sync_clock_if_due().await;
         }
-        Ok(match raw.freshness.stale_at(self.clock.now_ms()) {
+        match raw.freshness.stale_at(self.clock.now_ms()) {
             None => Lookup::Hit {
                 value,
                 stamp: raw.stamp,
@@ -351,7 +373,22 @@ impl<C: Codec> Inner<C> {
                 stamp,
                 revalidate,
             },
-        })
+        }
+    }
+
+    /// A storing script (PUT or UPDATE) with the keys both take: the entry, then the invalidation state.
+    fn storing<'a>(
+        &'a self,
+        script: &'a redis::Script,
+        entry_key: &'a str,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(entry_key)
+            .key(&self.keys.records)
+            .key(&self.keys.floor)
+            .key(&self.keys.epoch);
+        invocation
     }
 
     async fn store<V: Serialize>(
@@ -364,36 +401,30 @@ impl<C: Codec> Inner<C> {
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
         self.run("put", true, |mut checkout| async move {
-            let stamp = match entry.stamp {
-                Some(stamp) => stamp.get(),
-                // A value returned by a write is as fresh as the clock now.
-                None => match redis::cmd("GET")
-                    .arg(&self.keys.epoch)
-                    .query_async::<Option<u64>>(&mut checkout.connection)
-                    .await
-                {
-                    Ok(clock) => clock.unwrap_or(0).max(self.view.cursor()),
-                    Err(error) => return Err((checkout, OpError::Redis(error))),
-                },
-            };
-            let bytes = match envelope::encode_with(
-                &self.codec,
-                FillStamp::new(stamp),
-                freshness,
-                &entry.tags,
-                &entry.value,
-            ) {
-                Ok(bytes) => bytes,
-                Err(error) => return Err((checkout, OpError::Cache(error))),
-            };
-            let mut invocation = scripts::PUT.prepare_invoke();
-            invocation
-                .key(&entry_key)
-                .key(&self.keys.records)
-                .key(&self.keys.floor)
-                .key(&self.keys.epoch);
-            invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
-            stored_or_superseded(&invocation, checkout).await
+            let stored = async {
+                let stamp = match entry.stamp {
+                    Some(stamp) => stamp.get(),
+                    // A value returned by a write is as fresh as the clock now.
+                    None => redis::cmd("GET")
+                        .arg(&self.keys.epoch)
+                        .query_async::<Option<u64>>(&mut checkout.connection)
+                        .await?
+                        .unwrap_or(0)
+                        .max(self.view.cursor()),
+                };
+                let bytes = envelope::encode_with(
+                    &self.codec,
+                    FillStamp::new(stamp),
+                    freshness,
+                    &entry.tags,
+                    &entry.value,
+                )?;
+                let mut invocation = self.storing(&scripts::PUT, &entry_key);
+                invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
+                stored_or_superseded(&invocation, &mut checkout).await
+            }
+            .await;
+            (checkout, stored)
         })
         .await
     }
@@ -424,13 +455,8 @@ impl<C: Codec> Inner<C> {
         let tags: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         let entry_key = self.keys.entry(&key);
         let key_name = key_record(&key);
-        self.run("put", true, |checkout| async move {
-            let mut invocation = scripts::UPDATE.prepare_invoke();
-            invocation
-                .key(&entry_key)
-                .key(&self.keys.records)
-                .key(&self.keys.floor)
-                .key(&self.keys.epoch);
+        self.run("put", true, |mut checkout| async move {
+            let mut invocation = self.storing(&scripts::UPDATE, &entry_key);
             invocation
                 .arg(&base)
                 .arg(ttl_ms)
@@ -439,7 +465,8 @@ impl<C: Codec> Inner<C> {
                 .arg(self.max_records)
                 .arg(&key_name)
                 .arg(&tags);
-            stored_or_superseded(&invocation, checkout).await
+            let stored = stored_or_superseded(&invocation, &mut checkout).await;
+            (checkout, stored)
         })
         .await
     }
@@ -460,16 +487,13 @@ impl<C: Codec> Inner<C> {
                 invocation.key(entry_key);
             }
             invocation.arg(self.max_records).arg(&names);
-            match invocation
+            let recorded = invocation
                 .invoke_async::<u64>(&mut checkout.connection)
-                .await
-            {
-                Ok(at) => {
-                    tracing::debug!(at, records = names.len(), "invalidation recorded");
-                    Ok(())
-                }
-                Err(error) => Err((checkout, OpError::Redis(error))),
+                .await;
+            if let Ok(at) = recorded {
+                tracing::debug!(at, records = names.len(), "invalidation recorded");
             }
+            (checkout, recorded.map(drop).map_err(OpError::from))
         })
         .await
     }
@@ -482,13 +506,10 @@ impl<C: Codec> Inner<C> {
                 .key(&keys.epoch)
                 .key(&keys.records)
                 .key(&keys.floor);
-            match invocation
+            let cleared = invocation
                 .invoke_async::<u64>(&mut checkout.connection)
-                .await
-            {
-                Ok(_) => Ok(()),
-                Err(error) => Err((checkout, OpError::Redis(error))),
-            }
+                .await;
+            (checkout, cleared.map(drop).map_err(OpError::from))
         })
         .await?;
         // Every entry is already gone for readers (the floor). Unlinking them only frees memory, so it runs
@@ -507,28 +528,26 @@ impl<C: Codec> Inner<C> {
             let pattern = &self.keys.entry_pattern;
             cursor = self
                 .run("clear", false, |mut checkout| async move {
-                    let step: RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(CLEAR_BATCH)
-                        .query_async(&mut checkout.connection)
-                        .await;
-                    let (next, found) = match step {
-                        Ok(step) => step,
-                        Err(error) => return Err((checkout, OpError::Redis(error))),
-                    };
-                    if !found.is_empty() {
-                        let unlinked = redis::cmd("UNLINK")
-                            .arg(&found)
-                            .query_async::<()>(&mut checkout.connection)
-                            .await;
-                        if let Err(error) = unlinked {
-                            return Err((checkout, OpError::Redis(error)));
+                    let conn = &mut checkout.connection;
+                    let step: Result<u64, OpError> = async {
+                        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(pattern)
+                            .arg("COUNT")
+                            .arg(CLEAR_BATCH)
+                            .query_async(conn)
+                            .await?;
+                        if !found.is_empty() {
+                            redis::cmd("UNLINK")
+                                .arg(&found)
+                                .query_async::<()>(conn)
+                                .await?;
                         }
+                        Ok(next)
                     }
-                    Ok(next)
+                    .await;
+                    (checkout, step)
                 })
                 .await?;
             if cursor == 0 {
@@ -552,15 +571,14 @@ fn ttl_millis(ttl: Duration) -> u64 {
 /// Runs a storing script (PUT or UPDATE), which answers 1 when it stored and 0 when superseded.
 async fn stored_or_superseded(
     invocation: &redis::ScriptInvocation<'_>,
-    mut checkout: Checkout,
-) -> Result<PutOutcome, (Checkout, OpError)> {
+    checkout: &mut Checkout,
+) -> Result<PutOutcome, OpError> {
     match invocation
         .invoke_async::<i64>(&mut checkout.connection)
-        .await
+        .await?
     {
-        Ok(1) => Ok(PutOutcome::Stored),
-        Ok(_) => Ok(PutOutcome::Superseded),
-        Err(error) => Err((checkout, OpError::Redis(error))),
+        1 => Ok(PutOutcome::Stored),
+        _ => Ok(PutOutcome::Superseded),
     }
 }
 
@@ -568,6 +586,18 @@ async fn stored_or_superseded(
 enum OpError {
     Redis(RedisError),
     Cache(Error),
+}
+
+impl From<RedisError> for OpError {
+    fn from(error: RedisError) -> Self {
+        Self::Redis(error)
+    }
+}
+
+impl From<Error> for OpError {
+    fn from(error: Error) -> Self {
+        Self::Cache(error)
+    }
 }
 
 impl<V, C> Invalidate for RedisStore<V, C>
@@ -623,5 +653,25 @@ where
         let inner = Arc::clone(&self.inner);
         let key = key.clone();
         StoreFuture::pending(async move { inner.update(key, entry).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_before_any_runtime_exists() {
+        // Nothing listens on port 1; connections open on first use, inside the runtime.
+        let store = RedisStore::<String>::connect("redis://127.0.0.1:1", RedisOptions::default())
+            .expect("a valid URL");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let ping = runtime.block_on(store.ping());
+        assert!(ping.is_err(), "nothing answers on port 1: {ping:?}");
+        let lookup = runtime.block_on(store.get(&CacheKey::from("k")));
+        assert!(lookup.is_err(), "a store error, never a panic");
     }
 }

@@ -1,3 +1,11 @@
+//! The read path: one cacheable request, from its lookup to its answer.
+//!
+//! [`Read`] holds everything a cacheable request carries (the shared state, a clone of the inner service,
+//! the request, its key and the policy's read context) and has one method per step: [`Found::classify`]
+//! says what a lookup means, [`Read::respond`] joins or leads the key's flight, [`Read::fill`] calls the
+//! inner service and stores its answer, [`Read::revalidate`] serves a stale entry while refreshing it,
+//! and `fall_back` answers a failed fill with a stale value.
+
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
@@ -13,6 +21,21 @@ use crate::{
     PutOutcome, SharedError, StaleReason, Store,
 };
 
+/// What the read path needs of the inner service, said once: a `Send + 'static` service answering with
+/// the store's value type.
+pub(crate) trait Inner<Req, V>:
+    Service<Req, Response = V, Error: Into<BoxError>, Future: Send + 'static> + Send + 'static
+{
+}
+
+impl<T, Req, V> Inner<Req, V> for T
+where
+    T: Service<Req, Response = V> + Send + 'static,
+    T::Error: Into<BoxError>,
+    T::Future: Send + 'static,
+{
+}
+
 /// What a lookup means for the request.
 pub(crate) enum Found<V> {
     /// A fresh entry: the answer.
@@ -27,78 +50,147 @@ pub(crate) enum Found<V> {
     },
 }
 
-/// Reads a lookup, counting hits and store failures.
-pub(crate) fn triage<St: Store, P>(
-    shared: &Shared<St, P>,
-    key: &str,
-    lookup: Result<Lookup<St::Value>, Error>,
-) -> Found<St::Value> {
-    match lookup {
-        Ok(Lookup::Hit { value, .. }) => {
-            shared.hit(key);
-            Found::Fresh(value)
-        }
-        Ok(Lookup::Stale {
-            value,
-            stamp,
-            revalidate: true,
-        }) => Found::Revalidate { value, stamp },
-        Ok(Lookup::Stale { value, stamp, .. }) => Found::Fill {
-            stamp: Some(stamp),
-            fallback: Some(value),
-        },
-        Ok(Lookup::Miss { stamp }) => Found::Fill {
-            stamp: Some(stamp),
-            fallback: None,
-        },
-        Ok(Lookup::Undecodable { stamp, error }) => {
-            shared.store_failed(key, &error);
-            Found::Fill {
+impl<V> Found<V> {
+    /// The one reading of a lookup: counts the hit or the store failure it reports.
+    #[inline]
+    pub(crate) fn classify<St: Store<Value = V>, P>(
+        shared: &Shared<St, P>,
+        key: &str,
+        lookup: Result<Lookup<V>, Error>,
+    ) -> Self {
+        match lookup {
+            Ok(Lookup::Hit { value, .. }) => {
+                shared.hit(key);
+                Self::Fresh(value)
+            }
+            Ok(Lookup::Stale {
+                value,
+                stamp,
+                revalidate: true,
+            }) => Self::Revalidate { value, stamp },
+            Ok(Lookup::Stale { value, stamp, .. }) => Self::Fill {
+                stamp: Some(stamp),
+                fallback: Some(value),
+            },
+            Ok(Lookup::Miss { stamp }) => Self::Fill {
                 stamp: Some(stamp),
                 fallback: None,
+            },
+            Ok(Lookup::Undecodable { stamp, error }) => {
+                shared.store_failed(key, &error);
+                Self::Fill {
+                    stamp: Some(stamp),
+                    fallback: None,
+                }
             }
-        }
-        Err(error) => {
-            shared.store_failed(key, &error);
-            Found::Fill {
-                stamp: None,
-                fallback: None,
+            Err(error) => {
+                shared.store_failed(key, &error);
+                Self::Fill {
+                    stamp: None,
+                    fallback: None,
+                }
             }
         }
     }
 }
 
-/// Answers with a stale `value` and refreshes its key in the background, unless a fill or refresh of the
-/// key is already running: one refresh however many callers hit the stale entry.
-pub(crate) fn serve_and_revalidate<S, St, P, Req>(
-    shared: &Arc<Shared<St, P>>,
+/// One cacheable read that was not answered by a fresh hit of its first lookup.
+pub(crate) struct Read<S, St: Store, P: CachePolicy<Req, St::Value>, Req> {
+    shared: Arc<Shared<St, P>>,
     inner: S,
     req: Req,
     key: CacheKey,
     read: P::Read,
-    (value, stamp): (St::Value, FillStamp),
-) -> St::Value
+}
+
+impl<S, St, P, Req> Read<S, St, P, Req>
 where
-    S: Service<Req, Response = St::Value> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    St: Store,
-    St::Value: Clone + Send + Sync + 'static,
+    S: Inner<Req, St::Value>,
+    St: Store<Value: Clone + Send + Sync + 'static>,
     P: CachePolicy<Req, St::Value>,
     Req: Send + 'static,
 {
-    shared.stale_served(&key, StaleReason::Revalidating);
-    // Any fetch of the key under way will do: a newer stamp (an unrelated invalidation since) is no
-    // reason for a second one.
-    if let Some(leader) = shared.flights.lead_if_idle(&key, Some(stamp)) {
+    pub(crate) fn new(
+        shared: Arc<Shared<St, P>>,
+        inner: S,
+        req: Req,
+        key: CacheKey,
+        read: P::Read,
+    ) -> Self {
+        Self {
+            shared,
+            inner,
+            req,
+            key,
+            read,
+        }
+    }
+
+    /// Answers from what the first lookup found: lead or join the key's flight, and fall back to a stale
+    /// value where the entry allows it.
+    pub(crate) async fn respond(self, found: Found<St::Value>) -> Result<St::Value, BoxError> {
+        let soft_deadline = self
+            .shared
+            .timeouts
+            .soft
+            .and_then(|soft| Instant::now().checked_add(soft));
+        let mut found = found;
+        loop {
+            let (stamp, fallback) = match found {
+                Found::Fresh(value) => return Ok(value),
+                Found::Revalidate { value, stamp } => return Ok(self.revalidate(value, stamp)),
+                Found::Fill { stamp, fallback } => (stamp, fallback),
+            };
+            let shared = &self.shared;
+            let key = &self.key;
+            let waiter = match shared.flights.join(key, stamp) {
+                Join::Leader(leader) => {
+                    return self.lead(leader, stamp, fallback, soft_deadline).await
+                }
+                Join::Waiter(waiter) => waiter,
+            };
+            shared.dedupe(key);
+            let outcome = match soft_deadline.filter(|_| fallback.is_some()) {
+                Some(deadline) => match tokio::time::timeout_at(deadline, waiter.wait()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        shared.stale_served(key, StaleReason::SoftTimeout);
+                        return Ok(fallback.expect("matched Some"));
+                    }
+                },
+                None => waiter.wait().await,
+            };
+            let fetched = match outcome {
+                WaitOutcome::Value(value) => Ok(value),
+                WaitOutcome::Failed(error) => Err(Box::new(error) as BoxError),
+                WaitOutcome::Abandoned => {
+                    tracing::debug!(cache.key = %key, "cache flight abandoned by its leader; retrying");
+                    let lookup = shared.bounded("get", shared.store.get(key)).await;
+                    found = Found::classify(shared, key, lookup);
+                    continue;
+                }
+            };
+            return fall_back(shared, key, fetched, fallback);
+        }
+    }
+
+    /// Answers with a stale `value` and refreshes the key in the background, unless a fill or refresh of
+    /// the key is already running: one refresh however many callers hit the stale entry.
+    pub(crate) fn revalidate(self, value: St::Value, stamp: FillStamp) -> St::Value {
+        self.shared
+            .stale_served(&self.key, StaleReason::Revalidating);
+        // Any fetch of the key under way will do: a newer stamp (an unrelated invalidation since) is no
+        // reason for a second one.
+        let Some(leader) = self.shared.flights.lead_if_idle(&self.key, Some(stamp)) else {
+            return value;
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                let shared = Arc::clone(shared);
-                let span = tracing::debug_span!("cache.refresh", cache.key = %key);
+                let span = tracing::debug_span!("cache.refresh", cache.key = %self.key);
                 runtime.spawn(
                     async move {
-                        let fetched =
-                            lead(&shared, leader, inner, req, &key, read, Some(stamp)).await;
+                        let (shared, key) = (Arc::clone(&self.shared), self.key.clone());
+                        let fetched = self.fill(leader, Some(stamp)).await;
                         if let Err(error) = failed(&*shared.policy, fetched) {
                             shared.refresh_failed(&key, &error);
                         }
@@ -107,175 +199,138 @@ where
                 );
             }
             Err(_) => {
-                tracing::warn!(cache.key = %key, "no tokio runtime: stale entry not refreshed")
+                tracing::warn!(cache.key = %self.key, "no tokio runtime: stale entry not refreshed")
             }
         }
+        value
     }
-    value
-}
 
-/// The read path after a first lookup that was not a fresh hit: lead or join the key's flight, and fall
-/// back to a stale value where the entry allows it.
-pub(crate) async fn read_through<S, St, P, Req>(
-    shared: Arc<Shared<St, P>>,
-    inner: S,
-    req: Req,
-    key: CacheKey,
-    read: P::Read,
-    first_lookup: Result<Lookup<St::Value>, Error>,
-) -> Result<St::Value, BoxError>
-where
-    S: Service<Req, Response = St::Value> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    St: Store,
-    St::Value: Clone + Send + Sync + 'static,
-    P: CachePolicy<Req, St::Value>,
-    Req: Send + 'static,
-{
-    let soft_deadline = shared
-        .timeouts
-        .soft
-        .and_then(|soft| Instant::now().checked_add(soft));
-    let mut lookup = first_lookup;
-    loop {
-        let (mut stamp, fallback) = match triage(&shared, &key, lookup) {
-            Found::Fresh(value) => return Ok(value),
-            Found::Revalidate { value, stamp } => {
-                return Ok(serve_and_revalidate(
-                    &shared,
-                    inner,
-                    req,
-                    key,
-                    read,
-                    (value, stamp),
-                ))
+    /// Leads the key's flight: calls the inner service, answering a failure with `fallback` when there
+    /// is one (and, with a soft timeout, answering with it when the call is slow).
+    async fn lead(
+        self,
+        leader: Leader<St::Value>,
+        mut stamp: Option<FillStamp>,
+        fallback: Option<St::Value>,
+        soft_deadline: Option<Instant>,
+    ) -> Result<St::Value, BoxError> {
+        let (shared, key) = (&self.shared, &self.key);
+        // A flight may have stored its value and ended between our lookup and our join. A store that
+        // answers at once can tell us for free; a remote one would cost a round trip per miss. Failures
+        // were counted by the first lookup; only a hit or a fresher stamp matters here.
+        match shared.store.get(key).into_ready() {
+            Ok(Ok(Lookup::Hit { value, .. })) => {
+                shared.hit(key);
+                return Ok(value);
             }
-            Found::Fill { stamp, fallback } => (stamp, fallback),
+            Ok(Ok(Lookup::Miss { stamp: fresher } | Lookup::Stale { stamp: fresher, .. })) => {
+                stamp = Some(fresher);
+            }
+            _ => {}
+        }
+        shared.miss(key);
+        tracing::debug!(cache.key = %key, "cache miss: calling the inner service");
+        let span = tracing::debug_span!("cache.fill", cache.key = %key);
+        let Some(fallback) = fallback else {
+            return self.fill(leader, stamp).instrument(span).await;
         };
-        match shared.flights.join(&key, stamp) {
-            Join::Leader(leader) => {
-                // A flight may have stored its value and ended between our lookup and our join. A store that
-                // answers at once can tell us for free; a remote one would cost a round trip per miss.
-                // Failures were counted by the first lookup; only a hit or a fresher stamp matters here.
-                match shared.store.get(&key).into_ready() {
-                    Ok(Ok(Lookup::Hit { value, .. })) => {
-                        shared.hit(&key);
-                        return Ok(value);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let (Some(deadline), Some(runtime)) = (soft_deadline, runtime) else {
+            let (shared, key) = (Arc::clone(shared), key.clone());
+            let fetched = self.fill(leader, stamp).instrument(span).await;
+            return fall_back(&shared, &key, fetched, Some(fallback));
+        };
+        // With a soft timeout the fill runs in a task of its own: the caller may answer with the stale
+        // value and leave it to finish and store its result.
+        let (shared, key) = (Arc::clone(shared), key.clone());
+        let (sender, receiver) = oneshot::channel();
+        let task_shared = Arc::clone(&shared);
+        runtime.spawn(
+            async move {
+                let key = self.key.clone();
+                let fetched = self.fill(leader, stamp).await;
+                // Nobody is waiting any more (the caller answered stale, or went away): a refresh.
+                if let Err(unsent) = sender.send(fetched) {
+                    if let Err(error) = failed(&*task_shared.policy, unsent) {
+                        task_shared.refresh_failed(&key, &error);
                     }
-                    Ok(Ok(
-                        Lookup::Miss { stamp: fresher } | Lookup::Stale { stamp: fresher, .. },
-                    )) => {
-                        stamp = Some(fresher);
-                    }
-                    _ => {}
                 }
-                shared.miss(&key);
-                tracing::debug!(cache.key = %key, "cache miss: calling the inner service");
-                let Some(fallback) = fallback else {
-                    let span = tracing::debug_span!("cache.fill", cache.key = %key);
-                    return lead(&shared, leader, inner, req, &key, read, stamp)
-                        .instrument(span)
-                        .await;
-                };
-                return lead_with_fallback(
-                    shared,
-                    leader,
-                    (inner, req, read),
-                    key,
-                    stamp,
-                    (fallback, soft_deadline),
-                )
-                .await;
             }
-            Join::Waiter(waiter) => {
-                shared.dedupe(&key);
-                let outcome = match soft_deadline.filter(|_| fallback.is_some()) {
-                    Some(deadline) => {
-                        match tokio::time::timeout_at(deadline, waiter.wait()).await {
-                            Ok(outcome) => outcome,
-                            Err(_) => {
-                                let stale = fallback.expect("matched Some");
-                                shared.stale_served(&key, StaleReason::SoftTimeout);
-                                return Ok(stale);
-                            }
-                        }
-                    }
-                    None => waiter.wait().await,
-                };
-                let fetched = match outcome {
-                    WaitOutcome::Value(value) => Ok(value),
-                    WaitOutcome::Failed(error) => Err(Box::new(error) as BoxError),
-                    WaitOutcome::Abandoned => {
-                        tracing::debug!(cache.key = %key, "cache flight abandoned by its leader; retrying");
-                        lookup = shared.bounded("get", shared.store.get(&key)).await;
-                        continue;
-                    }
-                };
-                return settle(&shared, &key, fetched, fallback);
+            .instrument(span),
+        );
+        match tokio::time::timeout_at(deadline, receiver).await {
+            Ok(Ok(fetched)) => fall_back(&shared, &key, fetched, Some(fallback)),
+            Ok(Err(_panicked)) => {
+                let error: BoxError = Box::new(SharedError::leader_panicked(&key));
+                fall_back(&shared, &key, Err(error), Some(fallback))
+            }
+            Err(_) => {
+                shared.stale_served(&key, StaleReason::SoftTimeout);
+                Ok(fallback)
             }
         }
     }
-}
 
-/// Leads a fill for a caller holding a stale value. With a soft timeout, the fill runs in a task of its
-/// own: the caller may answer with the stale value and leave it to finish and store its result.
-async fn lead_with_fallback<S, St, P, Req>(
-    shared: Arc<Shared<St, P>>,
-    leader: Leader<St::Value>,
-    (inner, req, read): (S, Req, P::Read),
-    key: CacheKey,
-    stamp: Option<FillStamp>,
-    (fallback, soft_deadline): (St::Value, Option<Instant>),
-) -> Result<St::Value, BoxError>
-where
-    S: Service<Req, Response = St::Value> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    St: Store,
-    St::Value: Clone + Send + Sync + 'static,
-    P: CachePolicy<Req, St::Value>,
-    Req: Send + 'static,
-{
-    let span = tracing::debug_span!("cache.fill", cache.key = %key);
-    let runtime = tokio::runtime::Handle::try_current().ok();
-    let (Some(deadline), Some(runtime)) = (soft_deadline, runtime) else {
-        let fetched = lead(&shared, leader, inner, req, &key, read, stamp)
-            .instrument(span)
-            .await;
-        return settle(&shared, &key, fetched, Some(fallback));
-    };
-    let (sender, receiver) = oneshot::channel();
-    let task_shared = Arc::clone(&shared);
-    let task_key = key.clone();
-    runtime.spawn(
-        async move {
-            let fetched = lead(&task_shared, leader, inner, req, &task_key, read, stamp).await;
-            // Nobody is waiting any more (the caller answered stale, or went away): this was a refresh.
-            if let Err(unsent) = sender.send(fetched) {
-                if let Err(error) = failed(&*task_shared.policy, unsent) {
-                    task_shared.refresh_failed(&task_key, &error);
+    /// Calls the inner service, shares the result with the flight's waiters, and stores a successful
+    /// value. A failure (an error, or a response the policy calls one) is shared, never stored.
+    async fn fill(
+        self,
+        mut leader: Leader<St::Value>,
+        stamp: Option<FillStamp>,
+    ) -> Result<St::Value, BoxError> {
+        let Self {
+            shared,
+            inner,
+            req,
+            key,
+            read,
+        } = self;
+        let value = match call_within(shared.timeouts.hard, inner, req).await {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::debug!(error = %error, "inner service failed; the error is shared, not cached");
+                let error = SharedError::new(error);
+                leader.publish(Err(error.clone()));
+                return Err(Box::new(error));
+            }
+        };
+        if shared.policy.is_failure(&value) {
+            tracing::debug!("inner service answered with a failure; shared, not cached");
+            leader.publish(Ok(value.clone()));
+            return Ok(value);
+        }
+        let plan = shared.policy.fill(&key, &read, &value);
+        // Waiters get the value now; the flight stays open while the value is stored, so callers arriving
+        // meanwhile join it rather than call the inner service again.
+        leader.publish(Ok(value.clone()));
+        if plan.ttl.is_zero() {
+            tracing::trace!("TTL is zero: deduplicated, not stored");
+        } else if let Some(stamp) = stamp {
+            let entry = PutEntry {
+                value: value.clone(),
+                ttl: plan.ttl,
+                tags: plan.tags,
+                stale: plan.stale,
+                stamp: Some(stamp),
+            };
+            match shared.bounded("put", shared.store.put(&key, entry)).await {
+                Ok(PutOutcome::Stored) => tracing::trace!(ttl = ?plan.ttl, "cache entry stored"),
+                Ok(PutOutcome::Superseded) => {
+                    tracing::debug!(
+                        "cache entry not stored: invalidated while it was being fetched"
+                    );
                 }
+                Err(error) => shared.store_failed(&key, &error),
             }
         }
-        .instrument(span),
-    );
-    match tokio::time::timeout_at(deadline, receiver).await {
-        Ok(Ok(fetched)) => settle(&shared, &key, fetched, Some(fallback)),
-        Ok(Err(_panicked)) => {
-            let error: BoxError = Box::new(SharedError::leader_panicked(&key));
-            settle(&shared, &key, Err(error), Some(fallback))
-        }
-        Err(_) => {
-            shared.stale_served(&key, StaleReason::SoftTimeout);
-            Ok(fallback)
-        }
+        drop(leader);
+        Ok(value)
     }
 }
 
 /// The caller's answer from what the fill fetched: a failure (an error, or a response the policy calls a
 /// failure) is answered with the stale value when there is one.
-fn settle<St: Store, P, Req>(
+fn fall_back<St: Store, P, Req>(
     shared: &Shared<St, P>,
     key: &str,
     fetched: Result<St::Value, BoxError>,
@@ -312,62 +367,4 @@ where
         ),
         other => other,
     }
-}
-
-/// Calls the inner service for `key`, shares the result with the flight's waiters, and stores a
-/// successful value. A failure (an error, or a response the policy calls one) is shared, never stored.
-async fn lead<S, St, P, Req>(
-    shared: &Shared<St, P>,
-    mut leader: Leader<St::Value>,
-    inner: S,
-    req: Req,
-    key: &CacheKey,
-    read: P::Read,
-    stamp: Option<FillStamp>,
-) -> Result<St::Value, BoxError>
-where
-    S: Service<Req, Response = St::Value>,
-    S::Error: Into<BoxError>,
-    St: Store,
-    St::Value: Clone,
-    P: CachePolicy<Req, St::Value>,
-{
-    let value = match call_within(shared.timeouts.hard, inner, req).await {
-        Ok(value) => value,
-        Err(error) => {
-            tracing::debug!(error = %error, "inner service failed; the error is shared, not cached");
-            let error = SharedError::new(error);
-            leader.publish(Err(error.clone()));
-            return Err(Box::new(error));
-        }
-    };
-    if shared.policy.is_failure(&value) {
-        tracing::debug!("inner service answered with a failure; shared, not cached");
-        leader.publish(Ok(value.clone()));
-        return Ok(value);
-    }
-    let plan = shared.policy.fill(key, &read, &value);
-    // Waiters get the value now; the flight stays open while the value is stored, so callers arriving
-    // meanwhile join it rather than call the inner service again.
-    leader.publish(Ok(value.clone()));
-    if plan.ttl.is_zero() {
-        tracing::trace!("TTL is zero: deduplicated, not stored");
-    } else if let Some(stamp) = stamp {
-        let entry = PutEntry {
-            value: value.clone(),
-            ttl: plan.ttl,
-            tags: plan.tags,
-            stale: plan.stale,
-            stamp: Some(stamp),
-        };
-        match shared.bounded("put", shared.store.put(key, entry)).await {
-            Ok(PutOutcome::Stored) => tracing::trace!(ttl = ?plan.ttl, "cache entry stored"),
-            Ok(PutOutcome::Superseded) => {
-                tracing::debug!("cache entry not stored: invalidated while it was being fetched");
-            }
-            Err(error) => shared.store_failed(key, &error),
-        }
-    }
-    drop(leader);
-    Ok(value)
 }

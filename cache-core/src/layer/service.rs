@@ -5,10 +5,10 @@ use tower_service::Service;
 
 use super::call::call_ready;
 use super::future::ResponseFuture;
-use super::read::{read_through, serve_and_revalidate};
+use super::read::{Found, Inner, Read};
 use super::shared::Shared;
 use super::write::write_through;
-use crate::{BoxError, CacheKey, CachePolicy, Classified, Lookup, Stats, Store};
+use crate::{BoxError, CacheKey, CachePolicy, Classified, Stats, Store};
 
 /// A service that answers cacheable reads from a store, and calls the inner service once per key for
 /// concurrent misses. Built by [`CacheLayer`](super::CacheLayer).
@@ -77,6 +77,22 @@ impl<S: std::fmt::Debug, St: Store, P> std::fmt::Debug for Cache<S, St, P> {
     }
 }
 
+impl<S, St, P> Cache<S, St, P>
+where
+    St: Store,
+{
+    /// The read path of one request, on a clone of the inner service.
+    fn read<Req>(&self, req: Req, key: CacheKey, read: P::Read) -> Read<S, St, P, Req>
+    where
+        S: Inner<Req, St::Value> + Clone,
+        St::Value: Clone + Send + Sync + 'static,
+        P: CachePolicy<Req, St::Value>,
+        Req: Send + 'static,
+    {
+        Read::new(Arc::clone(&self.shared), self.inner.clone(), req, key, read)
+    }
+}
+
 impl<S, St, P, Req> Service<Req> for Cache<S, St, P>
 where
     S: Service<Req, Response = St::Value> + Clone + Send + 'static,
@@ -108,50 +124,32 @@ where
             Classified::Read { key, read } => {
                 let key = CacheKey::from(key);
                 let lookup = match self.shared.store.get(&key).into_ready() {
-                    Ok(Ok(Lookup::Hit { value, .. })) => {
-                        self.shared.hit(&key);
-                        return ResponseFuture::ready(value);
-                    }
-                    Ok(Ok(Lookup::Stale {
-                        value,
-                        stamp,
-                        revalidate: true,
-                    })) => {
-                        let value = serve_and_revalidate(
-                            &self.shared,
-                            self.inner.clone(),
-                            req,
-                            key,
-                            read,
-                            (value, stamp),
-                        );
-                        return ResponseFuture::ready(value);
-                    }
-                    Ok(other) => {
+                    Ok(lookup) => lookup,
+                    Err(pending) => {
+                        // A store that answers later: await the lookup in a small future, and only build
+                        // the (much larger) miss path when it is a miss, so a remote hit allocates little.
                         let shared = Arc::clone(&self.shared);
-                        return ResponseFuture::boxed(read_through(
-                            shared,
-                            self.inner.clone(),
-                            req,
-                            key,
-                            read,
-                            other,
-                        ));
+                        let inner = self.inner.clone();
+                        return ResponseFuture::boxed(async move {
+                            let lookup = shared.bounded("get", pending).await;
+                            match Found::classify(&shared, &key, lookup) {
+                                Found::Fresh(value) => Ok(value),
+                                found => {
+                                    let read = Read::new(shared, inner, req, key, read);
+                                    Box::pin(read.respond(found)).await
+                                }
+                            }
+                        });
                     }
-                    Err(pending) => pending,
                 };
-                // A store that answers later: await the lookup in a small future, and only build the
-                // (much larger) miss path when it is a miss, so a remote hit allocates little.
-                let shared = Arc::clone(&self.shared);
-                let inner = self.inner.clone();
-                ResponseFuture::boxed(async move {
-                    let lookup = shared.bounded("get", lookup).await;
-                    if let Ok(Lookup::Hit { value, .. }) = lookup {
-                        shared.hit(&key);
-                        return Ok(value);
+                match Found::classify(&self.shared, &key, lookup) {
+                    Found::Fresh(value) => ResponseFuture::ready(value),
+                    Found::Revalidate { value, stamp } => {
+                        let read = self.read(req, key, read);
+                        ResponseFuture::ready(read.revalidate(value, stamp))
                     }
-                    Box::pin(read_through(shared, inner, req, key, read, lookup)).await
-                })
+                    found => ResponseFuture::boxed(self.read(req, key, read).respond(found)),
+                }
             }
             Classified::Write(write) => {
                 self.shared.stats.passthrough();
