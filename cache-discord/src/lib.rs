@@ -48,8 +48,8 @@
 //! # What is cached
 //!
 //! `GET` requests, with a `Bot` or `Bearer` token, whose path is exactly one of these (after an optional
-//! `/api/v10` or `/api/v9` prefix; full URLs work, the host is ignored; unversioned `/api/` passes
-//! through, since Discord answers it with an older version's shapes):
+//! `/api/v10` or `/api/v9` prefix; full URLs work, the host is ignored; reads on unversioned `/api/`
+//! pass through, since Discord answers them with an older version's shapes):
 //!
 //! | read | key | tags | TTL (variable, default) |
 //! |---|---|---|---|
@@ -109,7 +109,8 @@
 //! store does not tell how much of the old one was left). Another credential's copy of the same list
 //! is refreshed by its TTL or by the gateway event Discord sends for the change. Entries built from a write's answer carry `content-type` only (not the write's
 //! rate-limit headers). A write that cannot be applied in place (an answer that is not the expected
-//! JSON) invalidates instead.
+//! JSON) invalidates instead. A write sent on unversioned `/api/` has the same effects, except that the
+//! entries it would edit in place are removed (its answer has an older version's shape).
 //!
 //! What a write cannot reach: a kicked, banned or re-roled user's own guild list (the cache cannot map
 //! a Discord user id to a token's [`UserKey`]) keeps its entry until its TTL or
@@ -149,6 +150,7 @@ mod error;
 mod json_list;
 mod policy;
 mod response;
+mod routes;
 mod ttl;
 mod write;
 

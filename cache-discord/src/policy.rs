@@ -1,14 +1,15 @@
 //! [`DiscordPolicy`]: which Discord requests are cached, under which key, for how long, with which tags.
 
-use std::time::Duration;
-
 use cache_core::{CachePolicy, Classified, FillPlan, WriteEffects};
 
 use crate::channel_index::ChannelIndex;
 use crate::credential::Credential;
-use crate::keys::{self, tags};
 use crate::route::{Route, RouteQuery};
-use crate::{json_list, write, CachedResponse, DiscordTtls, Error};
+use crate::routes::{self, Api};
+use crate::write::{self, WriteContext};
+use crate::{json_list, CachedResponse, DiscordTtls, Error};
+
+pub use crate::routes::{DiscordRead, DiscordWrite};
 
 /// The Discord policy: implements [`CachePolicy`] for `http::Request<B>` answered by
 /// [`CachedResponse`]. See the crate documentation for the table of routes, keys, tags and TTLs.
@@ -37,28 +38,6 @@ pub struct DiscordPolicy {
     channels: ChannelIndex,
 }
 
-/// What the policy keeps of a cached read until its answer arrives.
-#[derive(Debug, Clone)]
-pub struct DiscordRead {
-    route: Route,
-    credential: Credential,
-}
-
-/// What the policy keeps of a write until its answer arrives.
-#[derive(Debug, Clone)]
-pub struct DiscordWrite {
-    pub(crate) route: Route,
-    pub(crate) credential: Option<Credential>,
-}
-
-/// Key, TTL and tags of one cached read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EntrySpec {
-    pub(crate) key: String,
-    pub(crate) ttl: Duration,
-    pub(crate) tags: Vec<String>,
-}
-
 impl DiscordPolicy {
     /// A policy with these TTLs.
     pub fn new(ttls: DiscordTtls) -> Self {
@@ -85,55 +64,6 @@ impl DiscordPolicy {
     pub fn channel_index(&self) -> &ChannelIndex {
         &self.channels
     }
-
-    /// The key, TTL and tags of the read `route` made with `credential`; `None` for a write route.
-    pub(crate) fn entry(
-        &self,
-        route: Route,
-        query: &RouteQuery,
-        credential: &Credential,
-    ) -> Option<EntrySpec> {
-        let (key, ttl, mut tags) = match (route, credential) {
-            (Route::CurrentUserGuilds, Credential::User(user)) => (
-                keys::user_guilds(user, query),
-                self.ttls.user_guilds,
-                vec![tags::user(user)],
-            ),
-            (Route::CurrentUserGuilds, Credential::Bot(bot)) => (
-                keys::bot_guilds(*bot, query),
-                self.ttls.bot_guilds,
-                vec![tags::bot(*bot), tags::BOT_GUILDS.to_owned()],
-            ),
-            (Route::GuildChannels { guild }, _) => (
-                keys::guild_channels(guild, credential),
-                self.ttls.channels,
-                vec![
-                    tags::guild(guild),
-                    tags::guild_channels(guild),
-                    tags::CHANNELS.to_owned(),
-                ],
-            ),
-            (Route::GuildRoles { guild }, _) => (
-                keys::guild_roles(guild, credential),
-                self.ttls.roles,
-                vec![tags::guild(guild), tags::guild_roles(guild)],
-            ),
-            (Route::GuildMember { guild, user }, _) => (
-                keys::guild_member(guild, user, credential),
-                self.ttls.members,
-                vec![
-                    tags::guild(guild),
-                    tags::guild_member(guild, user),
-                    tags::guild_members(guild),
-                ],
-            ),
-            _ => return None,
-        };
-        if let (Credential::User(user), false) = (credential, route == Route::CurrentUserGuilds) {
-            tags.push(tags::user(user));
-        }
-        Some(EntrySpec { key, ttl, tags })
-    }
 }
 
 impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
@@ -142,20 +72,30 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
 
     fn classify(&self, req: &http::Request<B>) -> Classified<DiscordRead, DiscordWrite> {
         let Some((route, query)) = Route::parse(req.method(), req.uri()) else {
-            return Classified::Pass;
+            // A write on unversioned `/api/` changes the same objects: its effects apply, though its
+            // reads are not cached (their answers have an older version's shapes).
+            return match Route::parse_unversioned_write(req.method(), req.uri()) {
+                Some(route) => Classified::Write(DiscordWrite {
+                    route,
+                    credential: Credential::from_headers(req.headers()),
+                    api: Api::Unversioned,
+                }),
+                None => Classified::Pass,
+            };
         };
         let credential = Credential::from_headers(req.headers());
         if !route.is_read() {
-            return Classified::Write(DiscordWrite { route, credential });
+            return Classified::Write(DiscordWrite {
+                route,
+                credential,
+                api: Api::Versioned,
+            });
         }
         let Some(credential) = credential else {
-            tracing::trace!(
-                ?route,
-                "discord read without a recognised credential: not cached"
-            );
+            unrecognised_credential(req.headers(), &route);
             return Classified::Pass;
         };
-        match self.entry(route, &query, &credential) {
+        match routes::entry(&self.ttls, route, &query, &credential) {
             Some(entry) => Classified::Read {
                 key: entry.key,
                 read: DiscordRead { route, credential },
@@ -179,7 +119,12 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
             }
         }
         // The query does not change TTL or tags.
-        match self.entry(read.route, &RouteQuery::default(), &read.credential) {
+        match routes::entry(
+            &self.ttls,
+            read.route,
+            &RouteQuery::default(),
+            &read.credential,
+        ) {
             Some(entry) => FillPlan::new(entry.ttl, entry.tags).with_stale(self.ttls.stale),
             None => FillPlan::dedupe_only(),
         }
@@ -199,6 +144,30 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
         if !value.is_success() {
             return WriteEffects::none();
         }
-        write::effects(self, write, value)
+        let context = WriteContext {
+            ttls: &self.ttls,
+            channels: &self.channels,
+        };
+        write::effects(&context, write, value)
+    }
+}
+
+/// Reads whose `Authorization` header is no credential the policy understands pass through uncached:
+/// traced every time, and said once at warn level when a header is there (a bot token whose first
+/// segment is not a bot id, say), since that silently turns the cache off for its caller.
+fn unrecognised_credential(headers: &http::HeaderMap, route: &Route) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let present = headers.contains_key(http::header::AUTHORIZATION);
+    if present && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            ?route,
+            "discord read with an Authorization header that is not a `Bot <token>` (whose first \
+             segment encodes the bot id) or a `Bearer <token>`: such reads are not cached (said once)"
+        );
+    } else {
+        tracing::trace!(
+            ?route,
+            "discord read without a recognised credential: not cached"
+        );
     }
 }

@@ -10,29 +10,40 @@ use bytes::Bytes;
 use cache_core::{EntryUpdate, WriteEffects};
 use serde_json::Value;
 
+use crate::channel_index::ChannelIndex;
 use crate::credential::Credential;
 use crate::json_list::{self, ListEdit};
 use crate::keys::tags;
-use crate::policy::{DiscordPolicy, DiscordWrite};
 use crate::route::{Route, RouteQuery, Snowflake};
-use crate::CachedResponse;
+use crate::routes::{self, Api, DiscordWrite};
+use crate::{CachedResponse, DiscordTtls};
 
 /// Channel types Discord does not list in `GET /guilds/{g}/channels`: threads.
 const THREAD_TYPES: [u64; 3] = [10, 11, 12];
 
 type Effects = WriteEffects<CachedResponse>;
 
+/// What the write flow reads of the context.
+pub(crate) struct WriteContext<'a> {
+    pub(crate) ttls: &'a DiscordTtls,
+    pub(crate) channels: &'a ChannelIndex,
+}
+
 /// The effects of the successful write `write` answered by `value`.
 pub(crate) fn effects(
-    policy: &DiscordPolicy,
+    context: &WriteContext<'_>,
     write: DiscordWrite,
     value: &CachedResponse,
 ) -> Effects {
-    let DiscordWrite { route, credential } = write;
+    let DiscordWrite {
+        route,
+        credential,
+        api,
+    } = write;
     let credential = credential.as_ref();
     let effects = match route {
         Route::ModifyGuildMember { guild, user } => {
-            put_member(policy, guild, user, credential, value)
+            put_member(context, guild, user, credential, value)
         }
         Route::ModifyCurrentMember { guild } => {
             match json_list::object(value.body()).and_then(|member| {
@@ -40,7 +51,7 @@ pub(crate) fn effects(
                     .get("user")
                     .and_then(|u| json_list::id_field(u, "id"))
             }) {
-                Some(user) => put_member(policy, guild, user, credential, value),
+                Some(user) => put_member(context, guild, user, credential, value),
                 None => Effects::none().invalidate_tag(tags::guild_members(guild)),
             }
         }
@@ -53,7 +64,7 @@ pub(crate) fn effects(
         Route::CreateGuildRole { guild } | Route::ModifyGuildRole { guild, .. } => {
             match json_list::object(value.body()) {
                 Some(role) => edit_list(
-                    policy,
+                    context,
                     Route::GuildRoles { guild },
                     credential,
                     ListEdit::Upsert(role),
@@ -65,7 +76,7 @@ pub(crate) fn effects(
             let effects = Effects::none().invalidate_tag(tags::guild_roles(guild));
             match (credential, json_list::ids_of_list(value.body())) {
                 (Some(credential), Some(_)) => put_entry(
-                    policy,
+                    context,
                     Route::GuildRoles { guild },
                     credential,
                     value.body(),
@@ -80,10 +91,10 @@ pub(crate) fn effects(
         Route::CreateGuildChannel { guild } => match json_list::object(value.body()) {
             Some(channel) => {
                 if let Some(id) = json_list::id_field(&channel, "id") {
-                    policy.channel_index().learn(guild, [id]);
+                    context.channels.learn(guild, [id]);
                 }
                 edit_list(
-                    policy,
+                    context,
                     Route::GuildChannels { guild },
                     credential,
                     ListEdit::Upsert(channel),
@@ -95,16 +106,16 @@ pub(crate) fn effects(
             Effects::none().invalidate_tag(tags::guild_channels(guild))
         }
         Route::ModifyChannel { channel } => {
-            modified_channel(policy, channel, credential, value.body(), false)
+            modified_channel(context, channel, credential, value.body(), false)
         }
         Route::DeleteChannel { channel } => {
-            let effects = modified_channel(policy, channel, credential, value.body(), true);
-            policy.channel_index().forget(channel);
+            let effects = modified_channel(context, channel, credential, value.body(), true);
+            context.channels.forget(channel);
             effects
         }
         Route::EditChannelPermissions { channel, .. }
         | Route::DeleteChannelPermission { channel, .. } => {
-            match policy.channel_index().guild_of(channel) {
+            match context.channels.guild_of(channel) {
                 Some(guild) => Effects::none().invalidate_tag(tags::guild_channels(guild)),
                 None => Effects::none().invalidate_tag(tags::CHANNELS),
             }
@@ -123,8 +134,13 @@ pub(crate) fn effects(
         | Route::GuildRoles { .. }
         | Route::GuildMember { .. } => Effects::none(),
     };
+    let effects = match api {
+        Api::Versioned => effects,
+        Api::Unversioned => removing_updated(effects),
+    };
     tracing::debug!(
         ?route,
+        ?api,
         tags = ?effects.invalidate_tags,
         updates = effects.updates.len(),
         "discord write: cache effects"
@@ -132,9 +148,30 @@ pub(crate) fn effects(
     effects
 }
 
+/// The effects with every in-place update turned into a removal of its entry: for an answer whose
+/// shape may not be the entry's.
+fn removing_updated(effects: Effects) -> Effects {
+    let WriteEffects {
+        invalidate_tags,
+        remove_keys,
+        updates,
+    } = effects;
+    let removed = updates.into_iter().map(|update| match update {
+        EntryUpdate::Put { key, .. } | EntryUpdate::Modify { key, .. } => key,
+    });
+    let mut effects = Effects::none();
+    for tag in invalidate_tags {
+        effects = effects.invalidate_tag(tag);
+    }
+    for key in remove_keys.into_iter().chain(removed) {
+        effects = effects.remove_key(key);
+    }
+    effects
+}
+
 /// Every copy of the member is invalidated, then the writer's copy is replaced by the answer.
 fn put_member(
-    policy: &DiscordPolicy,
+    context: &WriteContext<'_>,
     guild: Snowflake,
     user: Snowflake,
     credential: Option<&Credential>,
@@ -143,7 +180,7 @@ fn put_member(
     let effects = Effects::none().invalidate_tag(tags::guild_member(guild, user));
     match (credential, json_list::object(value.body())) {
         (Some(credential), Some(_)) => put_entry(
-            policy,
+            context,
             Route::GuildMember { guild, user },
             credential,
             value.body(),
@@ -155,13 +192,13 @@ fn put_member(
 
 /// Adds a put of `body` as the cached answer of `read` for `credential`.
 fn put_entry(
-    policy: &DiscordPolicy,
+    context: &WriteContext<'_>,
     read: Route,
     credential: &Credential,
     body: &Bytes,
     effects: Effects,
 ) -> Effects {
-    let Some(entry) = policy.entry(read, &RouteQuery::default(), credential) else {
+    let Some(entry) = routes::entry(context.ttls, read, &RouteQuery::default(), credential) else {
         return effects;
     };
     effects.update(EntryUpdate::Put {
@@ -169,20 +206,21 @@ fn put_entry(
         value: CachedResponse::json(body.clone()),
         ttl: entry.ttl,
         tags: entry.tags,
-        stale: policy.ttls().stale,
+        stale: context.ttls.stale,
     })
 }
 
 /// Edits the writer's cached list of `read`; without a credential there is no entry of its own to edit,
 /// so every copy is invalidated instead.
 fn edit_list(
-    policy: &DiscordPolicy,
+    context: &WriteContext<'_>,
     read: Route,
     credential: Option<&Credential>,
     edit: ListEdit,
 ) -> Effects {
-    let entry =
-        credential.and_then(|credential| policy.entry(read, &RouteQuery::default(), credential));
+    let entry = credential.and_then(|credential| {
+        routes::entry(context.ttls, read, &RouteQuery::default(), credential)
+    });
     let Some(entry) = entry else {
         let tag = match read {
             Route::GuildRoles { guild } => tags::guild_roles(guild),
@@ -199,13 +237,13 @@ fn edit_list(
         }),
         ttl: entry.ttl,
         tags: entry.tags,
-        stale: policy.ttls().stale,
+        stale: context.ttls.stale,
     })
 }
 
 /// A channel modified or deleted by id: its guild comes from the answer (or the index).
 fn modified_channel(
-    policy: &DiscordPolicy,
+    context: &WriteContext<'_>,
     channel: Snowflake,
     credential: Option<&Credential>,
     body: &Bytes,
@@ -215,7 +253,7 @@ fn modified_channel(
     let guild = object
         .as_ref()
         .and_then(|object| json_list::id_field(object, "guild_id"))
-        .or_else(|| policy.channel_index().guild_of(channel));
+        .or_else(|| context.channels.guild_of(channel));
     let Some(guild) = guild else {
         return match object {
             // An answer without `guild_id`: a DM or group channel, in no guild's list.
@@ -234,10 +272,10 @@ fn modified_channel(
     }
     let read = Route::GuildChannels { guild };
     match object {
-        Some(_) if deleted => edit_list(policy, read, credential, ListEdit::Remove(channel)),
+        Some(_) if deleted => edit_list(context, read, credential, ListEdit::Remove(channel)),
         Some(object) => {
-            policy.channel_index().learn(guild, [channel]);
-            edit_list(policy, read, credential, ListEdit::Upsert(object))
+            context.channels.learn(guild, [channel]);
+            edit_list(context, read, credential, ListEdit::Upsert(object))
         }
         None => Effects::none().invalidate_tag(tags::guild_channels(guild)),
     }
@@ -246,16 +284,20 @@ fn modified_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DiscordTtls;
 
     fn channel_write(route: Route, body: &'static [u8]) -> Effects {
-        let policy = DiscordPolicy::new(DiscordTtls::default());
+        let (ttls, channels) = (DiscordTtls::default(), ChannelIndex::default());
+        let context = WriteContext {
+            ttls: &ttls,
+            channels: &channels,
+        };
         let write = DiscordWrite {
             route,
             credential: Some(Credential::Bot(7)),
+            api: Api::Versioned,
         };
         effects(
-            &policy,
+            &context,
             write,
             &CachedResponse::json(Bytes::from_static(body)),
         )

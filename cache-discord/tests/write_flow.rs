@@ -271,6 +271,42 @@ async fn create_and_modify_role_edit_the_cached_role_list() {
 }
 
 #[tokio::test]
+async fn writes_on_unversioned_api_still_change_the_cache() {
+    let f = Fixture::new().await;
+    let roles = f.roles_path();
+    let before = f.get(&roles).await;
+    let status = f
+        .write(
+            Method::POST,
+            &f.harness.unversioned_url(&f.roles_path()),
+            Some(json!({"name": "Unversioned Role"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (upstream, after) = f.went_upstream(&roles).await;
+    assert!(
+        upstream,
+        "the writer's cached role list was dropped, not edited"
+    );
+    assert_eq!(ids(&after).len(), ids(&before).len() + 1);
+    assert_eq!(names(&after).last().unwrap(), "Unversioned Role");
+
+    let member = f.member_path(f.some_member(0));
+    f.get(&member).await;
+    let status = f
+        .write(
+            Method::PATCH,
+            &f.harness.unversioned_url(&member),
+            Some(json!({"nick": "Unversioned"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (upstream, answer) = f.went_upstream(&member).await;
+    assert!(upstream, "every copy of the member invalidated");
+    assert_eq!(json(&answer)["nick"], "Unversioned");
+}
+
+#[tokio::test]
 async fn reorder_roles_replaces_the_whole_list() {
     let f = Fixture::new().await;
     let roles = f.get(&f.roles_path()).await;

@@ -133,7 +133,7 @@ impl ManageConnection for FlaggedManager {
 /// Where connections come from.
 pub(crate) enum Connections {
     /// Our own pool, tuned for a cache, and the connections currently cloned out of it.
-    Flagged { pool: LazyPool, slots: Slots },
+    Flagged { pool: Box<LazyPool>, slots: Slots },
     /// A pool the application built with bb8-redis's manager (it pings on checkout unless configured
     /// with `test_on_check_out(false)`).
     Shared(Pool<RedisConnectionManager>),
@@ -247,12 +247,12 @@ impl Connections {
         timeout: Duration,
         tracking: Arc<Tracking>,
     ) -> Self {
-        let pool = LazyPool {
+        let pool = Box::new(LazyPool {
             pool: OnceLock::new(),
             manager: FlaggedManager::new(plain, resp3, timeout, tracking),
             max_size: pool_size,
             timeout,
-        };
+        });
         Self::Flagged {
             pool,
             slots: Slots::new(pool_size),

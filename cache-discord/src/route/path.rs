@@ -6,11 +6,15 @@ use super::{Route, Snowflake};
 
 /// API prefixes accepted before a route. Other versions, and `/api/` without a version (which Discord
 /// serves with an old default version), are not recognised: their answers may differ in shape, and
-/// sharing entries with them could hand a v10 client a v6-shaped answer.
+/// sharing entries with them could hand a v10 client a v6-shaped answer. Writes on `/api/` are
+/// recognised apart ([`parse_unversioned`]), for their effects only.
 const PREFIXES: [&str; 2] = ["/api/v10/", "/api/v9/"];
 
 /// The most segments any route has.
 const MAX_SEGMENTS: usize = 6;
+
+/// Discord's unversioned prefix: its writes change the same objects, so their effects apply.
+const UNVERSIONED: &str = "/api/";
 
 /// The route of `method` and `path` (no query string), or `None`.
 pub(super) fn parse(method: &Method, path: &str) -> Option<Route> {
@@ -18,6 +22,16 @@ pub(super) fn parse(method: &Method, path: &str) -> Option<Route> {
         .iter()
         .find_map(|prefix| path.strip_prefix(prefix))
         .or_else(|| path.strip_prefix('/'))?;
+    parse_rest(method, rest)
+}
+
+/// The route of `method` and `path` on unversioned `/api/`, or `None`.
+pub(super) fn parse_unversioned(method: &Method, path: &str) -> Option<Route> {
+    parse_rest(method, path.strip_prefix(UNVERSIONED)?)
+}
+
+/// The route of the path after its prefix.
+fn parse_rest(method: &Method, rest: &str) -> Option<Route> {
     let mut segments = [""; MAX_SEGMENTS];
     let mut len = 0;
     for segment in rest.split('/') {
@@ -156,6 +170,25 @@ mod tests {
             "%31",
         ] {
             assert_eq!(snowflake(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unversioned_writes_are_recognised_apart() {
+        let path = "/api/guilds/81384788765712384/roles";
+        assert_eq!(
+            parse_unversioned(&Method::POST, path),
+            Some(Route::CreateGuildRole {
+                guild: 81384788765712384
+            })
+        );
+        assert_eq!(parse(&Method::POST, path), None);
+        for other in [
+            "/api/v10/guilds/81384788765712384/roles",
+            "/api/v8/guilds/81384788765712384/roles",
+            "/guilds/81384788765712384/roles",
+        ] {
+            assert_eq!(parse_unversioned(&Method::POST, other), None, "{other}");
         }
     }
 

@@ -151,11 +151,27 @@ impl Harness {
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
         http::Request::builder()
             .method(method)
-            .uri(self.server.url(path))
+            .uri(self.uri(path))
             .header("authorization", authorization)
             .header("content-type", "application/json")
             .body(Full::new(body))
             .unwrap()
+    }
+
+    /// The server's URL of `path` (under `/api/v10`), or `path` itself when it is a full URL.
+    fn uri(&self, path: &str) -> String {
+        if path.starts_with("http://") {
+            path.to_owned()
+        } else {
+            self.server.url(path)
+        }
+    }
+
+    /// The full URL of `path` under unversioned `/api`.
+    #[allow(dead_code)] // not every test binary sends unversioned requests
+    pub fn unversioned_url(&self, path: &str) -> String {
+        let versioned = self.server.url(path);
+        versioned.replacen("/api/v10/", "/api/", 1)
     }
 
     pub async fn get(&self, path: &str, authorization: &str) -> CachedResponse {
