@@ -132,11 +132,8 @@
 //! `cache_redis::RedisStore` shared by every process, or `cache_redis::EnvStore::from_env()` for Redis
 //! when `REDIS_URL` is set and memory otherwise.
 //!
-//! # Cargo features
-//!
-//! - `test-server`: the `server` module, a local Discord-like REST server (hyper 1 on 127.0.0.1) with realistic
-//!   JSON, latency, Discord's rate-limit headers and 429s, outages on demand, and call counters, for tests
-//!   and demos.
+//! The tests and the demo run against `discord-test-server`, a local Discord-like REST server (a crate
+//! of its own in this workspace).
 
 pub mod buffer;
 pub mod channel_index;
@@ -153,9 +150,6 @@ mod response;
 mod routes;
 mod ttl;
 mod write;
-
-#[cfg(feature = "test-server")]
-pub mod server;
 
 pub use buffer::{BufferResponse, BufferResponseLayer};
 pub use cache::DiscordCache;

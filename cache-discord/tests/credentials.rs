@@ -19,7 +19,7 @@ async fn two_users_each_get_their_own_guild_list() {
         .flat_map(|a| users.iter().map(move |b| (a, b)))
         .find(|(a, b)| a.guilds != b.guilds)
         .expect("two users with different guilds");
-    let list = |user: &cache_discord::server::FixtureUser| {
+    let list = |user: &discord_test_server::FixtureUser| {
         user.guilds.iter().map(u64::to_string).collect::<Vec<_>>()
     };
 

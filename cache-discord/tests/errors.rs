@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use cache_discord::server::{RateLimits, ServerConfig};
+use discord_test_server::{RateLimits, ServerConfig};
 use http::StatusCode;
 use support::{json, quiet, Harness};
 

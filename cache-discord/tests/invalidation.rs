@@ -25,7 +25,7 @@ impl World {
         let bot = harness.bot();
         let guilds = harness.server.guilds();
         let (g1, g2) = (&guilds[0], &guilds[1]);
-        let not_bot = |g: &cache_discord::server::FixtureGuild| {
+        let not_bot = |g: &discord_test_server::FixtureGuild| {
             g.members
                 .iter()
                 .copied()

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use cache_core::StalePeriods;
-use cache_discord::server::{Outage, ServerConfig};
+use discord_test_server::{Outage, ServerConfig};
 use cache_discord::{CachedResponse, DiscordCache, DiscordPolicy, DiscordTtls, Snowflake};
 use cache_memory::MemoryStore;
 use http::{Method, StatusCode};

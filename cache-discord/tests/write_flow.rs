@@ -32,7 +32,7 @@ impl Fixture {
         }
     }
 
-    fn info(&self) -> cache_discord::server::FixtureGuild {
+    fn info(&self) -> discord_test_server::FixtureGuild {
         self.harness
             .server
             .guilds()
@@ -42,7 +42,7 @@ impl Fixture {
     }
 
     /// Guilds other than the fixture's.
-    fn others(&self) -> Vec<cache_discord::server::FixtureGuild> {
+    fn others(&self) -> Vec<discord_test_server::FixtureGuild> {
         self.harness
             .server
             .guilds()

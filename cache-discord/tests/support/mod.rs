@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use cache_core::layer::Cache;
 use cache_core::{CacheKey, Lookup, Store as _};
-use cache_discord::server::{DiscordServer, FixtureAccount, RateLimits, ServerConfig};
+use discord_test_server::{DiscordServer, FixtureAccount, RateLimits, ServerConfig};
 use cache_discord::{
     BufferResponse, BufferResponseLayer, CachedResponse, DiscordCache, DiscordPolicy, DiscordTtls,
 };

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p examples --bin discord_demo`
 //!
-//! No token and no network: the program starts `cache_discord::server` on 127.0.0.1 (realistic JSON,
+//! No token and no network: the program starts `discord_test_server` on 127.0.0.1 (realistic JSON,
 //! a few ms of latency, Discord's rate-limit headers, 50 requests/s global limit per account, per-route
 //! buckets, 429 with `retry_after`) and talks to it through hyper-util's HTTP client, a tower service.
 //!
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{BoxError, Store};
-use cache_discord::server::{DiscordServer, ServerConfig, ServerStats};
+use discord_test_server::{DiscordServer, ServerConfig, ServerStats};
 use cache_discord::{BufferResponseLayer, CachedResponse, DiscordCache};
 use cache_redis::EnvStore;
 use http_body_util::Full;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cache_discord::server::Outage;
+use discord_test_server::Outage;
 use http::StatusCode;
 
 /// The phases of the outage: from when, until when (into the run), and how Discord answers.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use cache_discord::server::DiscordServer;
+use discord_test_server::DiscordServer;
 use cache_discord::Snowflake;
 use http::Method;
 use http_body_util::Full;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cache_discord::server::{FixtureGuild, FixtureUser};
+use discord_test_server::{FixtureGuild, FixtureUser};
 use cache_discord::Snowflake;
 
 use crate::random::{SplitMix, Zipf};

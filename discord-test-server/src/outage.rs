@@ -16,7 +16,7 @@ use super::ratelimit::BucketHeaders;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cache_discord::server::Outage;
+/// use discord_test_server::Outage;
 ///
 /// let banned = Outage::global_rate_limit(Duration::from_secs(10));
 /// assert_eq!(banned.status(), 429);

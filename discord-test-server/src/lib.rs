@@ -19,7 +19,7 @@
 //! 5xx until it ends ([`DiscordServer::start_outage`]).
 //!
 //! ```
-//! use cache_discord::server::{DiscordServer, ServerConfig};
+//! use discord_test_server::{DiscordServer, ServerConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> std::io::Result<()> {
@@ -32,6 +32,9 @@
 //! # Ok(())
 //! # }
 //! ```
+
+/// A Discord snowflake id (guild, channel, role, user).
+pub type Snowflake = u64;
 
 mod api;
 mod outage;
@@ -55,7 +58,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::route::Snowflake;
 use ratelimit::Limiter;
 use stats::Counters;
 use world::{World, WorldSize};

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::route::Snowflake;
+use crate::Snowflake;
 
 /// Milliseconds from the Unix epoch to Discord's epoch (2015-01-01).
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;

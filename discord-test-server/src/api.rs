@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::ratelimit::{BucketHeaders, Verdict};
 use super::world::{role_json, Guild, World};
 use super::Shared;
-use crate::route::Snowflake;
+use crate::Snowflake;
 
 /// Every endpoint the server answers, with its ids.
 #[derive(Debug, Clone, Copy)]
