@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::layer::shared::bounded;
-use crate::{CacheKey, Error, Invalidate, Stats, StatsSnapshot};
+use crate::{CacheKey, Error, Invalidate, Stats};
 
 /// Invalidates, removes and clears on behalf of application code (an event handler, an admin endpoint).
 ///
@@ -21,7 +21,7 @@ use crate::{CacheKey, Error, Invalidate, Stats, StatsSnapshot};
 /// let handle = layer.handle();
 /// handle.invalidate_tags(["guild:42"]).await?;
 /// handle.remove("discord:botGuilds").await?;
-/// assert_eq!(handle.stats().invalidations, 2);
+/// assert_eq!(handle.stats().snapshot().invalidations, 2);
 /// # Ok(())
 /// # }
 /// ```
@@ -86,9 +86,9 @@ impl<St: Invalidate> CacheHandle<St> {
         self.count(result, 0)
     }
 
-    /// The layer's counters.
-    pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+    /// The layer's counters (live; [`Stats::snapshot`] reads them).
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
     }
 
     /// The store.

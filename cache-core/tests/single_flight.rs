@@ -28,7 +28,7 @@ async fn a_thousand_concurrent_callers_make_one_inner_call() {
         .map(|_| tokio::spawn(service.clone().oneshot(7)))
         .collect();
 
-    dedupes_reach(service.stats(), 999).await;
+    dedupes_reach(&service.stats(), 999).await;
     // The leader may not have reached the inner service yet (its thread can be descheduled between
     // joining and calling); wait for its call, then check it is the only one.
     eventually("the leader calls upstream", || upstream.calls() >= 1).await;
@@ -76,7 +76,7 @@ async fn an_error_is_shared_by_the_waiters_then_retried() {
     let tasks: Vec<_> = (0..10)
         .map(|_| tokio::spawn(service.clone().oneshot(3)))
         .collect();
-    dedupes_reach(service.stats(), 9).await;
+    dedupes_reach(&service.stats(), 9).await;
     upstream.release(1);
 
     for task in tasks {
@@ -107,7 +107,7 @@ async fn a_cancelled_leader_hands_the_flight_to_a_waiter() {
     let waiters: Vec<_> = (0..5)
         .map(|_| tokio::spawn(service.clone().oneshot(5)))
         .collect();
-    dedupes_reach(service.stats(), 5).await;
+    dedupes_reach(&service.stats(), 5).await;
 
     leader.abort();
     assert!(leader.await.unwrap_err().is_cancelled());
@@ -133,7 +133,7 @@ async fn a_panicking_leader_fails_its_waiters_and_the_next_request_retries() {
     let waiters: Vec<_> = (0..5)
         .map(|_| tokio::spawn(service.clone().oneshot(9)))
         .collect();
-    dedupes_reach(service.stats(), 5).await;
+    dedupes_reach(&service.stats(), 5).await;
     upstream.release(1);
 
     assert!(
@@ -163,7 +163,7 @@ async fn zero_ttl_dedupes_concurrent_callers_but_stores_nothing() {
     let tasks: Vec<_> = (0..50)
         .map(|_| tokio::spawn(service.clone().oneshot(4)))
         .collect();
-    dedupes_reach(service.stats(), 49).await;
+    dedupes_reach(&service.stats(), 49).await;
     upstream.release(1);
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap(), "value 4 #1");

@@ -77,7 +77,7 @@ async fn a_tag_invalidates_every_carrier_and_nothing_else() {
         refetched(&service, &upstream, 1..=10).await,
         Vec::<u64>::new()
     );
-    assert_eq!(handle.stats().invalidations, 4);
+    assert_eq!(handle.stats().snapshot().invalidations, 4);
 }
 
 #[tokio::test]

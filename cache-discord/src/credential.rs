@@ -45,7 +45,7 @@ use crate::route::Snowflake;
 /// The one-way key of a user's access token: what identifies a dashboard user in keys and tags.
 ///
 /// Compute it from the token when a user logs in or out, and pass it to
-/// [`DiscordCache::invalidate_discord_user_cache`](crate::DiscordCache::invalidate_discord_user_cache).
+/// [`DiscordCacheLayer::invalidate_discord_user_cache`](crate::DiscordCacheLayer::invalidate_discord_user_cache).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserKey(String);
 

@@ -4,12 +4,12 @@
 //!
 //! Discord rate-limits clients (50 requests per second globally, per-route buckets, a temporary ban
 //! after too many invalid requests). The same few reads are made over and over by many processes:
-//! [`DiscordCache`] answers them from a store (in process or shared, such as Redis) and sends one
+//! [`DiscordCacheLayer`] answers them from a store (in process or shared, such as Redis) and sends one
 //! request upstream for any number of concurrent identical reads.
 //!
 //! ```
 //! use bytes::Bytes;
-//! use cache_discord::{BufferResponseLayer, CachedResponse, DiscordCache};
+//! use cache_discord::{BufferResponseLayer, CachedResponse, DiscordCacheLayer};
 //! use cache_memory::MemoryStore;
 //! use http_body_util::Full;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -22,7 +22,7 @@
 //!     Ok::<_, std::io::Error>(http::Response::new(body))
 //! });
 //!
-//! let discord = DiscordCache::from_env(MemoryStore::from_env()?)?;
+//! let discord = DiscordCacheLayer::from_env(MemoryStore::from_env()?)?;
 //! let client = ServiceBuilder::new()
 //!     .layer(discord.clone())
 //!     .layer(BufferResponseLayer::new())
@@ -37,7 +37,7 @@
 //! let first: CachedResponse = client.clone().oneshot(roles()).await?;
 //! let second = client.oneshot(roles()).await?; // answered from the cache
 //! assert_eq!(first, second);
-//! assert_eq!((discord.stats().misses, discord.stats().hits), (1, 1));
+//! assert_eq!((discord.stats().snapshot().misses, discord.stats().snapshot().hits), (1, 1));
 //!
 //! let response: http::Response<Full<Bytes>> = second.into_response(); // back to `http` for callers
 //! # let _ = response;
@@ -114,22 +114,22 @@
 //!
 //! What a write cannot reach: a kicked, banned or re-roled user's own guild list (the cache cannot map
 //! a Discord user id to a token's [`UserKey`]) keeps its entry until its TTL or
-//! [`DiscordCache::invalidate_discord_user_cache`].
+//! [`DiscordCacheLayer::invalidate_discord_user_cache`].
 //!
 //! # Helpers and gateway events
 //!
-//! - [`DiscordCache::invalidate_discord_guild_cache`]: channels, roles and members of a guild.
-//! - [`DiscordCache::invalidate_discord_user_cache`]: everything fetched with a user's token, the user
+//! - [`DiscordCacheLayer::invalidate_discord_guild_cache`]: channels, roles and members of a guild.
+//! - [`DiscordCacheLayer::invalidate_discord_user_cache`]: everything fetched with a user's token, the user
 //!   being identified by the [`UserKey`] of their access token.
-//! - [`DiscordCache::apply_gateway_event`]: `GUILD_ROLE_*`, `CHANNEL_*`, `GUILD_MEMBER_*`,
+//! - [`DiscordCacheLayer::apply_gateway_event`]: `GUILD_ROLE_*`, `CHANNEL_*`, `GUILD_MEMBER_*`,
 //!   `GUILD_CREATE`/`UPDATE`/`DELETE` (table in [`events`]). Events can be missed; TTLs stay.
 //!
 //! # Configuration
 //!
-//! [`DiscordCache::from_env`] reads `CACHE_ENABLED` (`false`: pass-through) and the TTL variables above,
+//! [`DiscordCacheLayer::from_env`] reads `CACHE_ENABLED` (`false`: pass-through) and the TTL variables above,
 //! in whole seconds (`0`: deduplicate concurrent reads, store nothing). A bad value is an error naming
 //! the variable. The store is chosen by the caller: `cache_memory::MemoryStore` in process,
-//! `cache_redis::RedisStore` shared by every process, or `cache_redis::EnvStore::from_env()` for Redis
+//! `cache_redis::RedisStore` shared by every process, or `tower_cache::EnvStore::from_env()` for Redis
 //! when `REDIS_URL` is set and memory otherwise.
 //!
 //! The tests and the demo run against `discord-test-server`, a local Discord-like REST server (a crate
@@ -142,9 +142,9 @@ pub mod events;
 pub mod keys;
 pub mod route;
 
-mod cache;
 mod error;
 mod json_list;
+mod layer;
 mod policy;
 mod response;
 mod routes;
@@ -152,10 +152,10 @@ mod ttl;
 mod write;
 
 pub use buffer::{BufferResponse, BufferResponseLayer};
-pub use cache::DiscordCache;
 pub use channel_index::ChannelIndex;
 pub use credential::{Credential, UserKey};
 pub use error::Error;
+pub use layer::DiscordCacheLayer;
 pub use policy::{DiscordPolicy, DiscordRead, DiscordWrite};
 pub use response::{is_kept_header, CachedResponse};
 pub use route::{Route, RouteQuery, Snowflake};

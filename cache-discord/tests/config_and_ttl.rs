@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_core::codec::{Bincode, Codec, MessagePack};
 use cache_core::StalePeriods;
-use cache_discord::{CachedResponse, DiscordCache, DiscordTtls};
+use cache_discord::{CachedResponse, DiscordCacheLayer, DiscordTtls};
 use cache_memory::MemoryStore;
 use tower::{service_fn, Layer, ServiceExt};
 
@@ -60,7 +60,7 @@ fn stale_periods_come_from_their_variables_and_are_off_by_default() {
         ("CACHE_DISCORD_STALE_WHILE_REVALIDATE", "15"),
         ("CACHE_DISCORD_STALE_IF_ERROR", "600"),
     ];
-    let discord = DiscordCache::from_env_source(MemoryStore::new(10), &env).unwrap();
+    let discord = DiscordCacheLayer::from_env_source(MemoryStore::new(10), &env).unwrap();
     assert_eq!(
         discord.policy().ttls().stale,
         StalePeriods {
@@ -77,15 +77,16 @@ fn a_bad_value_is_an_error_naming_its_variable() {
             let env = [(variable, bad)];
             let err = DiscordTtls::from_env_source(&env).unwrap_err().to_string();
             assert!(err.contains(variable) && err.contains(bad), "{err}");
-            let err = DiscordCache::from_env_source(MemoryStore::new(10), &env)
+            let err = DiscordCacheLayer::from_env_source(MemoryStore::new(10), &env)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(variable), "{err}");
         }
     }
-    let err = DiscordCache::from_env_source(MemoryStore::new(10), &[("CACHE_ENABLED", "maybe")])
-        .unwrap_err()
-        .to_string();
+    let err =
+        DiscordCacheLayer::from_env_source(MemoryStore::new(10), &[("CACHE_ENABLED", "maybe")])
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("CACHE_ENABLED"), "{err}");
 }
 
@@ -136,7 +137,7 @@ async fn entries_live_exactly_their_ttl() {
     ];
     for (uri, auth, ttl) in cases {
         let calls = Arc::new(AtomicUsize::new(0));
-        let discord = DiscordCache::from_env_source(MemoryStore::new(100), &env).unwrap();
+        let discord = DiscordCacheLayer::from_env_source(MemoryStore::new(100), &env).unwrap();
         let service = discord.layer(upstream(Arc::clone(&calls)));
         service.clone().oneshot(get(uri, auth)).await.unwrap();
         tokio::time::advance(Duration::from_secs(ttl) - Duration::from_millis(1)).await;
@@ -156,7 +157,7 @@ async fn entries_live_exactly_their_ttl() {
 async fn a_zero_ttl_stores_nothing() {
     let calls = Arc::new(AtomicUsize::new(0));
     let env = [("CACHE_DISCORD_ROLES_TTL", "0")];
-    let discord = DiscordCache::from_env_source(MemoryStore::new(100), &env).unwrap();
+    let discord = DiscordCacheLayer::from_env_source(MemoryStore::new(100), &env).unwrap();
     let service = discord.layer(upstream(Arc::clone(&calls)));
     for _ in 0..3 {
         service
@@ -172,7 +173,7 @@ async fn a_zero_ttl_stores_nothing() {
 async fn cache_enabled_false_is_a_pass_through() {
     let calls = Arc::new(AtomicUsize::new(0));
     let discord =
-        DiscordCache::from_env_source(MemoryStore::new(100), &[("CACHE_ENABLED", "false")])
+        DiscordCacheLayer::from_env_source(MemoryStore::new(100), &[("CACHE_ENABLED", "false")])
             .unwrap();
     let service = discord.layer(upstream(Arc::clone(&calls)));
     for _ in 0..3 {
@@ -183,7 +184,7 @@ async fn cache_enabled_false_is_a_pass_through() {
             .unwrap();
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert_eq!(discord.stats().hits, 0);
+    assert_eq!(discord.stats().snapshot().hits, 0);
 }
 
 #[test]
@@ -248,7 +249,8 @@ async fn bodies_over_the_buffering_limit_fail_the_request_and_are_not_cached() {
         }
     });
     let discord =
-        DiscordCache::from_env_source(MemoryStore::new(100), &[("CACHE_ENABLED", "true")]).unwrap();
+        DiscordCacheLayer::from_env_source(MemoryStore::new(100), &[("CACHE_ENABLED", "true")])
+            .unwrap();
     let service = discord.layer(BufferResponseLayer::new().max_body(1024).layer(client));
     for _ in 0..2 {
         let err = service

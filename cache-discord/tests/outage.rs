@@ -8,9 +8,9 @@ mod support;
 use std::time::Duration;
 
 use cache_core::StalePeriods;
-use discord_test_server::{Outage, ServerConfig};
-use cache_discord::{CachedResponse, DiscordCache, DiscordPolicy, DiscordTtls, Snowflake};
+use cache_discord::{CachedResponse, DiscordCacheLayer, DiscordPolicy, DiscordTtls, Snowflake};
 use cache_memory::MemoryStore;
+use discord_test_server::{Outage, ServerConfig};
 use http::{Method, StatusCode};
 use serde_json::json;
 use support::{json, quiet, Harness};
@@ -79,7 +79,7 @@ async fn during_a_429_outage_expired_entries_answer_with_their_old_body() {
         assert_eq!(harness.upstream(), before + 1, "Discord was asked first");
         assert_eq!(harness.last_upstream_answer().status(), 429);
     }
-    assert_eq!(harness.discord.stats().stale_served, 2);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 2);
     let server = harness.server.stats();
     assert_eq!(server.outage_answers, 2);
     assert_eq!(
@@ -94,7 +94,7 @@ async fn during_a_429_outage_expired_entries_answer_with_their_old_body() {
     assert_eq!(harness.get(&paths[0], &bot).await.status(), 200);
     assert_eq!(harness.get(&paths[0], &bot).await.status(), 200);
     assert_eq!(harness.upstream(), before + 1);
-    assert_eq!(harness.discord.stats().stale_served, 2);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -120,14 +120,14 @@ async fn during_a_5xx_outage_expired_entries_answer_with_their_old_body() {
         );
         assert_eq!(harness.last_upstream_answer().status(), status.as_u16());
     }
-    assert_eq!(harness.discord.stats().stale_served, 3);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 3);
 
     // Concurrent readers of one expired entry share one failing call, and each gets the old answer.
     let before = harness.upstream();
     let answers = harness.get_concurrently(&paths[0], &bot, 8).await;
     assert!(answers.iter().all(|answer| *answer == filled[0]));
     assert_eq!(harness.upstream(), before + 1, "one call for eight readers");
-    assert_eq!(harness.discord.stats().stale_served, 3 + 8);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 3 + 8);
     assert_eq!(harness.server.stats().outage_answers, 4);
 }
 
@@ -189,7 +189,7 @@ async fn without_a_stale_entry_the_outage_reaches_the_caller_and_is_not_stored()
         "the first read after the outage asks Discord"
     );
     assert!(harness.cached(&key).await);
-    let stats = harness.discord.stats();
+    let stats = harness.discord.stats().snapshot();
     assert_eq!((stats.stale_served, stats.misses), (0, 4));
     assert_eq!(harness.server.stats().outage_answers, 3);
 }
@@ -212,7 +212,7 @@ async fn past_its_stale_if_error_period_an_entry_no_longer_answers() {
     let limited = harness.get(&path, &bot).await;
     assert_eq!(limited.status(), 429);
     assert_eq!(json(&limited)["message"], "You are being rate limited.");
-    assert_eq!(harness.discord.stats().stale_served, 1);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -246,7 +246,7 @@ async fn stale_while_revalidate_answers_at_once_and_the_next_read_sees_the_refre
         "answered without waiting for Discord"
     );
     assert_eq!(harness.service.in_flight(), 1, "the refresh runs behind");
-    assert_eq!(harness.discord.stats().stale_served, 1);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 1);
 
     while harness.service.in_flight() > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -266,7 +266,7 @@ async fn stale_while_revalidate_answers_at_once_and_the_next_read_sees_the_refre
     };
     assert_eq!(name(&fresh), "Renamed elsewhere");
     assert_ne!(name(&filled[0]), "Renamed elsewhere");
-    let stats = harness.discord.stats();
+    let stats = harness.discord.stats().snapshot();
     assert_eq!(
         (stats.stale_served, stats.hits, stats.refresh_failures),
         (1, 1, 0)
@@ -279,7 +279,7 @@ async fn a_slow_discord_is_answered_from_stale_after_the_soft_timeout() {
     let soft = Duration::from_millis(50);
     let store = MemoryStore::new(100);
     let discord =
-        DiscordCache::new(store.clone(), DiscordPolicy::new(fail_safe())).soft_timeout(soft);
+        DiscordCacheLayer::new(store.clone(), DiscordPolicy::new(fail_safe())).soft_timeout(soft);
     let config = ServerConfig { latency, ..quiet() };
     let harness = Harness::with_cache(config, store, discord).await;
     let bot = harness.bot().bot_authorization();
@@ -294,7 +294,7 @@ async fn a_slow_discord_is_answered_from_stale_after_the_soft_timeout() {
         waited >= soft && waited < latency,
         "answered at the soft timeout, not after Discord's latency: {waited:?}"
     );
-    assert_eq!(harness.discord.stats().stale_served, 1);
+    assert_eq!(harness.discord.stats().snapshot().stale_served, 1);
 
     // The call went on and stored Discord's answer: the next read is a fresh hit.
     while harness.service.in_flight() > 0 {
@@ -303,7 +303,7 @@ async fn a_slow_discord_is_answered_from_stale_after_the_soft_timeout() {
     let before = harness.upstream();
     assert_eq!(harness.get(&path, &bot).await.status(), 200);
     assert_eq!(harness.upstream(), before);
-    let stats = harness.discord.stats();
+    let stats = harness.discord.stats().snapshot();
     assert_eq!(
         (stats.hits, stats.stale_served, stats.refresh_failures),
         (1, 1, 0)

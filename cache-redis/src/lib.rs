@@ -13,8 +13,8 @@
 //! # Ok::<(), cache_core::Error>(())
 //! ```
 //!
-//! Most applications call [`EnvStore::from_env`]: Redis when `REDIS_URL` is set, the in-process store
-//! otherwise.
+//! Most applications depend on `tower-cache` and call its `EnvStore::from_env`: Redis when `REDIS_URL`
+//! is set, the in-process store otherwise.
 //!
 //! # Settings
 //!
@@ -82,7 +82,6 @@
 
 mod circuit;
 mod connection;
-mod env_store;
 mod keys;
 mod options;
 mod scripts;
@@ -92,7 +91,6 @@ mod tracking;
 mod view;
 
 pub use circuit::RETRY_AFTER;
-pub use env_store::EnvStore;
 pub use options::{
     RedisOptions, CACHE_REDIS_INVALIDATION_RECORDS, CACHE_REDIS_POOL_SIZE, CACHE_REDIS_TIMEOUT_MS,
     CACHE_REDIS_TLS_CA_FILE, DEFAULT_INVALIDATION_RECORDS, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT,
@@ -102,8 +100,3 @@ pub use store::RedisStore;
 
 /// bb8-redis, re-exported for [`RedisStore::from_pool`].
 pub use bb8_redis;
-
-/// The workspace README's examples, compiled as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -136,7 +136,7 @@ impl<St, P> CacheLayer<St, P> {
         self
     }
 
-    /// The counters of every service built by this layer.
+    /// The counters of every service built by this layer (live; [`Stats::snapshot`] reads them).
     pub fn stats(&self) -> Stats {
         self.stats.clone()
     }

@@ -46,9 +46,9 @@ impl<S, St: Store, P> Cache<S, St, P> {
         self.inner
     }
 
-    /// This cache's counters.
-    pub fn stats(&self) -> &Stats {
-        &self.shared.stats
+    /// This cache's counters (live; [`Stats::snapshot`] reads them).
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.clone()
     }
 
     /// The number of keys whose fill is in flight.

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use cache_core::layer::Cache;
 use cache_core::{CacheKey, Lookup, Store as _};
-use discord_test_server::{DiscordServer, FixtureAccount, RateLimits, ServerConfig};
 use cache_discord::{
-    BufferResponse, BufferResponseLayer, CachedResponse, DiscordCache, DiscordPolicy, DiscordTtls,
+    BufferResponse, BufferResponseLayer, CachedResponse, DiscordCacheLayer, DiscordPolicy,
+    DiscordTtls,
 };
 use cache_memory::MemoryStore;
+use discord_test_server::{DiscordServer, FixtureAccount, RateLimits, ServerConfig};
 use http::Method;
 use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -69,7 +70,7 @@ where
 /// A server, the cache in front of it, and the cache's store.
 pub struct Harness {
     pub server: DiscordServer,
-    pub discord: DiscordCache<TestStore>,
+    pub discord: DiscordCacheLayer<TestStore>,
     pub store: TestStore,
     pub service: CachedService,
     seen: Arc<Mutex<Vec<CachedResponse>>>,
@@ -87,15 +88,16 @@ pub fn quiet() -> ServerConfig {
 impl Harness {
     pub async fn start(config: ServerConfig) -> Self {
         let store = MemoryStore::new(10_000);
-        let discord = DiscordCache::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")])
-            .expect("default settings");
+        let discord =
+            DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")])
+                .expect("default settings");
         Self::with_cache(config, store, discord).await
     }
 
     /// A harness whose cache keeps entries as `ttls` say (stale periods included).
     pub async fn with_ttls(config: ServerConfig, ttls: DiscordTtls) -> Self {
         let store = MemoryStore::new(10_000);
-        let discord = DiscordCache::new(store.clone(), DiscordPolicy::new(ttls));
+        let discord = DiscordCacheLayer::new(store.clone(), DiscordPolicy::new(ttls));
         Self::with_cache(config, store, discord).await
     }
 
@@ -103,7 +105,7 @@ impl Harness {
     pub async fn with_cache(
         config: ServerConfig,
         store: TestStore,
-        discord: DiscordCache<TestStore>,
+        discord: DiscordCacheLayer<TestStore>,
     ) -> Self {
         let server = DiscordServer::start(config).await.expect("server starts");
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use cache_core::{
     AfterWrite, CacheConfig, CacheLayer, EntryUpdate, Policy, StalePeriods, WriteEffects,
 };
-use cache_redis::EnvStore;
 use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
+use tower_cache::EnvStore;
 
 /// Requests of the slow service.
 #[derive(Debug, Clone)]

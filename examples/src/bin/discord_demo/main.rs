@@ -38,15 +38,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{BoxError, Store};
+use cache_discord::{BufferResponseLayer, CachedResponse, DiscordCacheLayer};
 use discord_test_server::{DiscordServer, ServerConfig, ServerStats};
-use cache_discord::{BufferResponseLayer, CachedResponse, DiscordCache};
-use cache_redis::EnvStore;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tower::util::BoxCloneSyncService;
 use tower::Layer;
+use tower_cache::EnvStore;
 
 use run::{run, RunResult};
 use settings::DemoEnv;
@@ -162,11 +162,11 @@ where
     St: Store<Value = CachedResponse> + Clone,
 {
     // CACHE_ENABLED and the CACHE_DISCORD_* variables apply, with the demo's defaults where unset.
-    let discord = DiscordCache::from_env_source(store, &DemoEnv)?;
+    let discord = DiscordCacheLayer::from_env_source(store, &DemoEnv)?;
     let server = DiscordServer::start(server_config()).await?;
     let client = BoxCloneSyncService::new(discord.layer(buffered_client()));
     let result = run("with cache", client, &server, plan).await;
-    Ok((result, server.stats(), discord.stats(), backend))
+    Ok((result, server.stats(), discord.stats().snapshot(), backend))
 }
 
 fn buffered_client() -> DiscordClient {

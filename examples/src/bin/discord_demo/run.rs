@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use discord_test_server::DiscordServer;
 use cache_discord::Snowflake;
+use discord_test_server::DiscordServer;
 use http::Method;
 use http_body_util::Full;
 use serde_json::json;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use discord_test_server::{FixtureGuild, FixtureUser};
 use cache_discord::Snowflake;
+use discord_test_server::{FixtureGuild, FixtureUser};
 
 use crate::random::{SplitMix, Zipf};
 

@@ -1,11 +1,11 @@
-//! [`DiscordCache`]: the Discord policy, a store and the helpers, assembled from the environment.
+//! [`DiscordCacheLayer`]: the Discord policy, a store and the helpers, assembled from the environment.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::config::env::{Environment, ProcessEnv};
 use cache_core::layer::Cache;
-use cache_core::{CacheConfig, CacheEvents, CacheHandle, CacheLayer, StatsSnapshot, Store};
+use cache_core::{CacheConfig, CacheEvents, CacheHandle, CacheLayer, Stats, Store};
 use serde_json::Value;
 use tower_layer::Layer;
 
@@ -22,14 +22,14 @@ use crate::{CachedResponse, DiscordPolicy, DiscordTtls, Error};
 /// [`BufferResponseLayer`](crate::BufferResponseLayer) below it.
 ///
 /// ```
-/// use cache_discord::{BufferResponseLayer, DiscordCache};
+/// use cache_discord::{BufferResponseLayer, DiscordCacheLayer};
 /// use cache_memory::MemoryStore;
 /// use serde_json::json;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), cache_discord::Error> {
 /// // CACHE_ENABLED and the CACHE_DISCORD_*_TTL variables; the store is your choice (memory or Redis).
-/// let discord = DiscordCache::from_env(MemoryStore::from_env()?)?;
+/// let discord = DiscordCacheLayer::from_env(MemoryStore::from_env()?)?;
 /// # let http_client = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
 /// #     Ok::<_, std::io::Error>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
 /// # });
@@ -45,13 +45,13 @@ use crate::{CachedResponse, DiscordPolicy, DiscordTtls, Error};
 /// # Ok(())
 /// # }
 /// ```
-pub struct DiscordCache<St> {
+pub struct DiscordCacheLayer<St> {
     layer: CacheLayer<St, Arc<DiscordPolicy>>,
     handle: CacheHandle<St>,
     policy: Arc<DiscordPolicy>,
 }
 
-impl<St> DiscordCache<St>
+impl<St> DiscordCacheLayer<St>
 where
     St: Store<Value = CachedResponse> + Clone,
 {
@@ -190,13 +190,14 @@ where
         &self.policy
     }
 
-    /// Hits, misses, dedupes, invalidations and the rest, for every service built from this cache.
-    pub fn stats(&self) -> StatsSnapshot {
+    /// Hits, misses, dedupes, invalidations and the rest, for every service built from this layer
+    /// (live; [`Stats::snapshot`] reads them).
+    pub fn stats(&self) -> Stats {
         self.handle.stats()
     }
 }
 
-impl<S, St> Layer<S> for DiscordCache<St>
+impl<S, St> Layer<S> for DiscordCacheLayer<St>
 where
     St: Store<Value = CachedResponse> + Clone,
 {
@@ -207,7 +208,7 @@ where
     }
 }
 
-impl<St: Clone> Clone for DiscordCache<St> {
+impl<St: Clone> Clone for DiscordCacheLayer<St> {
     fn clone(&self) -> Self {
         Self {
             layer: self.layer.clone(),
@@ -217,9 +218,9 @@ impl<St: Clone> Clone for DiscordCache<St> {
     }
 }
 
-impl<St> std::fmt::Debug for DiscordCache<St> {
+impl<St> std::fmt::Debug for DiscordCacheLayer<St> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscordCache")
+        f.debug_struct("DiscordCacheLayer")
             .field("layer", &self.layer)
             .field("ttls", self.policy.ttls())
             .finish_non_exhaustive()

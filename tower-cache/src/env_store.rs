@@ -3,21 +3,19 @@
 use cache_core::config::env::{Environment, ProcessEnv};
 use cache_core::{CacheKey, Error, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
 use cache_memory::MemoryStore;
+use cache_redis::{RedisOptions, RedisStore, REDIS_URL};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-use crate::options::{RedisOptions, REDIS_URL};
-use crate::RedisStore;
 
 /// Either store, chosen at startup by [`EnvStore::from_env`].
 ///
 /// ```
-/// use cache_redis::EnvStore;
+/// use tower_cache::EnvStore;
 ///
 /// // No REDIS_URL: the in-process store, sized by CACHE_MEMORY_SIZE.
 /// let store = EnvStore::<String>::from_env_source(&[("CACHE_MEMORY_SIZE", "500")])?;
 /// assert_eq!(store.backend(), "memory");
-/// # Ok::<(), cache_core::Error>(())
+/// # Ok::<(), tower_cache::Error>(())
 /// ```
 pub enum EnvStore<V> {
     /// In process (`cache-memory`).
