@@ -24,6 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use cache_core::BoxError;
@@ -121,7 +122,8 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: http::Request<ReqBody>) -> BufferFuture {
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> BufferFuture {
+        let head = req.extensions_mut().remove::<FullHead>();
         let call = self.inner.call(req);
         let max_body = self.max_body;
         Box::pin(async move {
@@ -138,7 +140,27 @@ where
                     }
                 })?
                 .to_bytes();
-            Ok(CachedResponse::from_parts(&parts, body))
+            let buffered = CachedResponse::from_parts(&parts, body);
+            if let Some(head) = head {
+                head.fill(parts);
+            }
+            Ok(buffered)
         })
+    }
+}
+
+/// Where [`BufferResponse`] leaves the whole head of the upstream's answer (every header, not only the
+/// kept ones) when the request carries one: writes answer their caller with Discord's head as sent.
+#[derive(Clone, Default)]
+pub(crate) struct FullHead(Arc<Mutex<Option<http::response::Parts>>>);
+
+impl FullHead {
+    fn fill(&self, parts: http::response::Parts) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(parts);
+    }
+
+    /// The head, when the upstream answered this request.
+    pub(crate) fn take(&self) -> Option<http::response::Parts> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }

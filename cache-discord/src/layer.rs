@@ -4,44 +4,53 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::config::env::{Environment, ProcessEnv};
-use cache_core::layer::Cache;
 use cache_core::{CacheConfig, CacheEvents, CacheHandle, CacheLayer, Stats, Store};
 use serde_json::Value;
 use tower_layer::Layer;
 
+use crate::buffer::DEFAULT_MAX_BODY;
 use crate::credential::UserKey;
 use crate::events::gateway_event_tags;
 use crate::keys::tags;
 use crate::route::Snowflake;
-use crate::{CachedResponse, DiscordPolicy, DiscordTtls, Error};
+use crate::{
+    BufferResponseLayer, CachedResponse, DiscordCacheService, DiscordPolicy, DiscordTtls, Error,
+};
 
-/// A tower layer caching Discord reads in `St`, with the invalidation helpers. Cheap to clone; clones
-/// share the store, the policy and the counters.
+/// A tower layer caching Discord reads in `St` over any `http` client, with the invalidation helpers.
+/// Cheap to clone; clones share the store, the policy and the counters.
 ///
-/// The layer expects its inner service to answer with [`CachedResponse`]: put a
-/// [`BufferResponseLayer`](crate::BufferResponseLayer) below it.
+/// Its service ([`DiscordCacheService`]) takes `http::Request<B>` and answers `http::Response` with a
+/// [`DiscordBody`](crate::DiscordBody): it buffers what the cache needs and streams the rest. To stack
+/// the core layer over a service that already answers [`CachedResponse`] (below a
+/// [`BufferResponseLayer`]), use [`cache_layer`](Self::cache_layer).
 ///
 /// ```
-/// use cache_discord::{BufferResponseLayer, DiscordCacheLayer};
+/// use bytes::Bytes;
+/// use cache_discord::DiscordCacheLayer;
 /// use cache_memory::MemoryStore;
+/// use http_body_util::{BodyExt, Full};
 /// use serde_json::json;
+/// use tower::ServiceExt;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cache_discord::Error> {
+/// # async fn main() -> Result<(), cache_core::BoxError> {
 /// // CACHE_ENABLED and the CACHE_DISCORD_*_TTL variables; the store is your choice (memory or Redis).
 /// let discord = DiscordCacheLayer::from_env(MemoryStore::from_env()?)?;
-/// # let http_client = tower::service_fn(|_: http::Request<http_body_util::Full<bytes::Bytes>>| async {
-/// #     Ok::<_, std::io::Error>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
-/// # });
-/// let client = tower::ServiceBuilder::new()
-///     .layer(discord.clone())
-///     .layer(BufferResponseLayer::new())
-///     .service(http_client);
+/// let http_client = tower::service_fn(|_: http::Request<Full<Bytes>>| async {
+///     Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::from_static(b"[]"))))
+/// });
+/// let client = tower::ServiceBuilder::new().layer(discord.clone()).service(http_client);
+///
+/// let roles = http::Request::get("https://discord.com/api/v10/guilds/81384788765712384/roles")
+///     .header("authorization", "Bot ODEzODQ3ODg3NjU3MTIzODQ.GxYz1a.c2lnbmF0dXJl")
+///     .body(Full::default())?;
+/// let response: http::Response<_> = client.oneshot(roles).await?;
+/// assert_eq!(response.into_body().collect().await?.to_bytes(), "[]");
 ///
 /// // From the dashboard, the bot's gateway handler, an admin endpoint:
 /// discord.invalidate_discord_guild_cache(81384788765712384).await?;
 /// discord.apply_gateway_event("GUILD_ROLE_UPDATE", &json!({"guild_id": "81384788765712384"})).await?;
-/// # drop(client);
 /// # Ok(())
 /// # }
 /// ```
@@ -49,6 +58,7 @@ pub struct DiscordCacheLayer<St> {
     layer: CacheLayer<St, Arc<DiscordPolicy>>,
     handle: CacheHandle<St>,
     policy: Arc<DiscordPolicy>,
+    max_body: usize,
 }
 
 impl<St> DiscordCacheLayer<St>
@@ -64,7 +74,16 @@ where
             layer,
             handle,
             policy,
+            max_body: DEFAULT_MAX_BODY,
         }
+    }
+
+    /// The largest answer buffered for the cache (reads and recognised writes; other answers stream);
+    /// a larger one fails the request with [`Error::BodyTooLarge`]. [`DEFAULT_MAX_BODY`] by default.
+    #[must_use]
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
     }
 
     /// Everything from the process environment: `CACHE_ENABLED` and the `CACHE_DISCORD_*_TTL`
@@ -175,7 +194,8 @@ where
         Ok(tags)
     }
 
-    /// The underlying layer.
+    /// The core layer with the Discord policy, for a stack whose inner service already answers
+    /// [`CachedResponse`] (a [`BufferResponseLayer`] over the client).
     pub fn cache_layer(&self) -> &CacheLayer<St, Arc<DiscordPolicy>> {
         &self.layer
     }
@@ -199,12 +219,16 @@ where
 
 impl<S, St> Layer<S> for DiscordCacheLayer<St>
 where
+    S: Clone,
     St: Store<Value = CachedResponse> + Clone,
 {
-    type Service = Cache<S, St, Arc<DiscordPolicy>>;
+    type Service = DiscordCacheService<S, St>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.layer.layer(inner)
+        let buffered = BufferResponseLayer::new()
+            .max_body(self.max_body)
+            .layer(inner.clone());
+        DiscordCacheService::new(self.layer.layer(buffered), inner, self.layer.is_enabled())
     }
 }
 
@@ -214,6 +238,7 @@ impl<St: Clone> Clone for DiscordCacheLayer<St> {
             layer: self.layer.clone(),
             handle: self.handle.clone(),
             policy: Arc::clone(&self.policy),
+            max_body: self.max_body,
         }
     }
 }

@@ -138,7 +138,7 @@ async fn entries_live_exactly_their_ttl() {
     for (uri, auth, ttl) in cases {
         let calls = Arc::new(AtomicUsize::new(0));
         let discord = DiscordCacheLayer::from_env_source(MemoryStore::new(100), &env).unwrap();
-        let service = discord.layer(upstream(Arc::clone(&calls)));
+        let service = discord.cache_layer().layer(upstream(Arc::clone(&calls)));
         service.clone().oneshot(get(uri, auth)).await.unwrap();
         tokio::time::advance(Duration::from_secs(ttl) - Duration::from_millis(1)).await;
         service.clone().oneshot(get(uri, auth)).await.unwrap();
@@ -158,7 +158,7 @@ async fn a_zero_ttl_stores_nothing() {
     let calls = Arc::new(AtomicUsize::new(0));
     let env = [("CACHE_DISCORD_ROLES_TTL", "0")];
     let discord = DiscordCacheLayer::from_env_source(MemoryStore::new(100), &env).unwrap();
-    let service = discord.layer(upstream(Arc::clone(&calls)));
+    let service = discord.cache_layer().layer(upstream(Arc::clone(&calls)));
     for _ in 0..3 {
         service
             .clone()
@@ -175,7 +175,7 @@ async fn cache_enabled_false_is_a_pass_through() {
     let discord =
         DiscordCacheLayer::from_env_source(MemoryStore::new(100), &[("CACHE_ENABLED", "false")])
             .unwrap();
-    let service = discord.layer(upstream(Arc::clone(&calls)));
+    let service = discord.cache_layer().layer(upstream(Arc::clone(&calls)));
     for _ in 0..3 {
         service
             .clone()
@@ -251,7 +251,9 @@ async fn bodies_over_the_buffering_limit_fail_the_request_and_are_not_cached() {
     let discord =
         DiscordCacheLayer::from_env_source(MemoryStore::new(100), &[("CACHE_ENABLED", "true")])
             .unwrap();
-    let service = discord.layer(BufferResponseLayer::new().max_body(1024).layer(client));
+    let service = discord
+        .cache_layer()
+        .layer(BufferResponseLayer::new().max_body(1024).layer(client));
     for _ in 0..2 {
         let err = service
             .clone()

@@ -37,7 +37,7 @@
 //! - **Picking a store**: [`EnvStore`] (Redis when `REDIS_URL` is set, memory otherwise),
 //!   [`MemoryStore`], [`RedisStore`] with [`RedisOptions`]; the whole store crates are [`memory`] and
 //!   [`redis`].
-//! - **Discord bots and dashboards** (feature `discord`): [`discord`], the Discord REST API policy and
+//! - **Discord bots and dashboards** (feature `discord`): the module `discord`, the Discord REST API policy and
 //!   its layer.
 //! - **Writing a store**: the [`store`] module: the `Store` contract, stamps, codecs.
 //!

@@ -141,6 +141,11 @@ impl<St, P> CacheLayer<St, P> {
         self.stats.clone()
     }
 
+    /// Whether caching is on (off: the layer is a pass-through).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The policy.
     pub fn policy(&self) -> &P {
         &self.policy

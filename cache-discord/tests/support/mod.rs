@@ -113,7 +113,7 @@ impl Harness {
             inner: BufferResponseLayer::new().layer(http_client()),
             seen: Arc::clone(&seen),
         };
-        let service = discord.layer(upstream);
+        let service = discord.cache_layer().layer(upstream);
         Self {
             server,
             discord,

@@ -164,7 +164,7 @@ where
     // CACHE_ENABLED and the CACHE_DISCORD_* variables apply, with the demo's defaults where unset.
     let discord = DiscordCacheLayer::from_env_source(store, &DemoEnv)?;
     let server = DiscordServer::start(server_config()).await?;
-    let client = BoxCloneSyncService::new(discord.layer(buffered_client()));
+    let client = BoxCloneSyncService::new(discord.cache_layer().layer(buffered_client()));
     let result = run("with cache", client, &server, plan).await;
     Ok((result, server.stats(), discord.stats().snapshot(), backend))
 }

@@ -1,0 +1,232 @@
+//! [`DiscordCacheService`]: the Discord cache as an `http` service, for any `http` client below it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use cache_core::layer::{Cache, ResponseFuture};
+use cache_core::{BoxError, Store};
+use http::header::{CONNECTION, TRANSFER_ENCODING};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower::util::Oneshot;
+use tower::ServiceExt;
+use tower_service::Service;
+
+use crate::buffer::{BufferFuture, BufferResponse, FullHead};
+use crate::route::Route;
+use crate::{CachedResponse, DiscordBody, DiscordPolicy};
+
+type DiscordCache<S, St> = Cache<BufferResponse<S>, St, std::sync::Arc<DiscordPolicy>>;
+
+/// What the service does with a request, decided from its method and path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    /// A read the policy caches: answered by the cache, with the kept headers of the cached answer.
+    Read,
+    /// A write whose answer changes cached entries: buffered, so its effects can be applied, and answered
+    /// with Discord's head as sent.
+    Write,
+    /// Anything else: streamed both ways, untouched.
+    Passthrough,
+}
+
+fn handling(req: &http::Request<impl Sized>) -> Handling {
+    match Route::parse(req.method(), req.uri()) {
+        Some((route, _)) if route.is_read() => Handling::Read,
+        Some(_) => Handling::Write,
+        None if Route::parse_unversioned_write(req.method(), req.uri()).is_some() => {
+            Handling::Write
+        }
+        None => Handling::Passthrough,
+    }
+}
+
+/// An `http` service caching Discord reads and applying writes' effects, over an `http` client `S`.
+/// Built by [`DiscordCacheLayer`](crate::DiscordCacheLayer).
+///
+/// Cached reads are answered with their status, kept headers ([`CachedResponse`]) and body; recognised
+/// writes are buffered (their answer is needed to update the cache) and answered with Discord's whole
+/// head; every other request, and every request while caching is off, goes to `S` untouched and its
+/// answer streams back as it comes.
+///
+/// Readiness: always ready; the client's readiness is driven inside each call that reaches it, so a hit
+/// never waits behind a rate limiter or a full pool below the cache.
+pub struct DiscordCacheService<S, St: Store> {
+    cache: DiscordCache<S, St>,
+    inner: S,
+    enabled: bool,
+}
+
+impl<S, St: Store> DiscordCacheService<S, St> {
+    pub(crate) fn new(cache: DiscordCache<S, St>, inner: S, enabled: bool) -> Self {
+        Self {
+            cache,
+            inner,
+            enabled,
+        }
+    }
+
+    /// The client.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The client, mutably (requests the cache buffers go through a clone taken when the service
+    /// was built).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The client, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, St: Store> Clone for DiscordCacheService<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            cache: self.cache.clone(),
+            inner: self.inner.clone(),
+            enabled: self.enabled,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, St: Store> std::fmt::Debug for DiscordCacheService<S, St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordCacheService")
+            .field("inner", &self.inner)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St, B, RB> Service<http::Request<B>> for DiscordCacheService<S, St>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+    St: Store<Value = CachedResponse>,
+    B: Send + 'static,
+{
+    type Response = http::Response<DiscordBody>;
+    type Error = BoxError;
+    type Future = DiscordResponseFuture<S, http::Request<B>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let handling = if self.enabled {
+            handling(&req)
+        } else {
+            Handling::Passthrough
+        };
+        let kind = match handling {
+            Handling::Passthrough => Kind::Passthrough {
+                future: self.inner.clone().oneshot(req),
+            },
+            Handling::Read => Kind::Cached {
+                future: self.cache.call(req),
+                head: None,
+            },
+            Handling::Write => {
+                let head = FullHead::default();
+                req.extensions_mut().insert(head.clone());
+                Kind::Cached {
+                    future: self.cache.call(req),
+                    head: Some(head),
+                }
+            }
+        };
+        DiscordResponseFuture { kind }
+    }
+}
+
+pin_project! {
+    /// Response future of [`DiscordCacheService`]: a cache hit on an in-process store is ready at once
+    /// and allocates nothing.
+    pub struct DiscordResponseFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        kind: Kind<S, Req>,
+    }
+}
+
+pin_project! {
+    #[project = KindProjection]
+    enum Kind<S, Req>
+    where
+        S: Service<Req>,
+    {
+        Cached {
+            #[pin]
+            future: ResponseFuture<BufferFuture, CachedResponse>,
+            head: Option<FullHead>,
+        },
+        Passthrough {
+            #[pin]
+            future: Oneshot<S, Req>,
+        },
+    }
+}
+
+impl<S, Req, RB> Future for DiscordResponseFuture<S, Req>
+where
+    S: Service<Req, Response = http::Response<RB>>,
+    S::Error: Into<BoxError>,
+    RB: Body<Data = Bytes> + Send + 'static,
+    RB::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<DiscordBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProjection::Passthrough { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(DiscordBody::streamed))
+                .map_err(Into::into),
+            KindProjection::Cached { future, head } => {
+                let cached = std::task::ready!(future.poll(cx))?;
+                let head = head.as_ref().and_then(FullHead::take);
+                Poll::Ready(Ok(respond(cached, head)))
+            }
+        }
+    }
+}
+
+/// The caller's answer: Discord's own head when this call reached Discord for a write, the cached
+/// status and kept headers otherwise.
+fn respond(
+    cached: CachedResponse,
+    head: Option<http::response::Parts>,
+) -> http::Response<DiscordBody> {
+    let body = DiscordBody::full(cached.body().clone());
+    match head {
+        Some(mut parts) => {
+            // The body is now whole: framing headers of the upstream connection no longer apply.
+            parts.headers.remove(TRANSFER_ENCODING);
+            parts.headers.remove(CONNECTION);
+            http::Response::from_parts(parts, body)
+        }
+        None => cached.into_response().map(|_| body),
+    }
+}
+
+impl<S, Req> std::fmt::Debug for DiscordResponseFuture<S, Req>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscordResponseFuture")
+            .finish_non_exhaustive()
+    }
+}
