@@ -8,7 +8,7 @@ use super::future::ResponseFuture;
 use super::read::{Found, Inner, Read};
 use super::shared::Shared;
 use super::write::write_through;
-use crate::{BoxError, CacheKey, CachePolicy, Classified, Stats, Store};
+use crate::{BoxError, CacheKey, CachePolicy, Classified, Lookup, Stats, Store};
 
 /// A service that answers cacheable reads from a store, and calls the inner service once per key for
 /// concurrent misses. Built by [`CacheLayer`](super::CacheLayer).
@@ -124,6 +124,11 @@ where
             Classified::Read { key, read } => {
                 let key = CacheKey::from(key);
                 let lookup = match self.shared.store.get(&key).into_ready() {
+                    // The hot path, spelled out so that nothing but the hit is on it.
+                    Ok(Ok(Lookup::Hit { value, .. })) => {
+                        self.shared.hit(&key);
+                        return ResponseFuture::ready(value);
+                    }
                     Ok(lookup) => lookup,
                     Err(pending) => {
                         // A store that answers later: await the lookup in a small future, and only build
