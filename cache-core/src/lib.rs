@@ -75,7 +75,7 @@ pub mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod policy;
-pub mod single_flight;
+mod single_flight;
 pub mod stale;
 mod stats;
 pub mod store;

@@ -12,21 +12,6 @@
 //! (cancelled) before it publishes, its waiters see [`WaitOutcome::Abandoned`] and one of them leads the
 //! retry; if it panics, they receive an error saying so. Either way the key leaves the map: the map holds
 //! nothing once all flights have settled.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use cache_core::single_flight::{Join, SingleFlight, WaitOutcome};
-//!
-//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let flights = Arc::new(SingleFlight::<u32>::new());
-//! let Join::Leader(mut leader) = flights.join("answer", None) else { unreachable!() };
-//! let Join::Waiter(waiter) = flights.join("answer", None) else { unreachable!() };
-//! leader.publish(Ok(42));
-//! drop(leader);
-//! assert!(matches!(waiter.wait().await, WaitOutcome::Value(42)));
-//! assert_eq!(flights.len(), 0);
-//! # });
-//! ```
 
 use std::collections::HashMap;
 use std::fmt;
@@ -45,7 +30,7 @@ struct Flight<V> {
 }
 
 /// The in-flight calls, by key.
-pub struct SingleFlight<V> {
+pub(crate) struct SingleFlight<V> {
     flights: Mutex<HashMap<String, Flight<V>>>,
 }
 
@@ -67,7 +52,7 @@ impl<V> fmt::Debug for SingleFlight<V> {
 
 /// The role of a caller in the flight of its key.
 #[derive(Debug)]
-pub enum Join<V> {
+pub(crate) enum Join<V> {
     /// No flight was running: this caller does the work and publishes the result.
     Leader(Leader<V>),
     /// A flight is running: this caller waits for its result.
@@ -76,7 +61,7 @@ pub enum Join<V> {
 
 /// What a waiter receives.
 #[derive(Debug)]
-pub enum WaitOutcome<V> {
+pub(crate) enum WaitOutcome<V> {
     /// The leader's value.
     Value(V),
     /// The leader's error (or a report that it panicked).
@@ -87,18 +72,13 @@ pub enum WaitOutcome<V> {
 
 impl<V> SingleFlight<V> {
     /// An empty map.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// The number of keys in flight.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// True when nothing is in flight.
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Flight<V>>> {
@@ -110,7 +90,7 @@ impl<V> SingleFlight<V> {
 impl<V: Clone> SingleFlight<V> {
     /// Joins the flight of `key`, or starts it. `stamp` is what the caller's lookup returned (`None` when
     /// the store could not be asked): a flight started from an older stamp is not joined but replaced.
-    pub fn join(self: &Arc<Self>, key: &str, stamp: Option<FillStamp>) -> Join<V> {
+    pub(crate) fn join(self: &Arc<Self>, key: &str, stamp: Option<FillStamp>) -> Join<V> {
         let mut flights = self.lock();
         if let Some(flight) = flights.get(key) {
             let overtaken = match (flight.stamp, stamp) {
@@ -135,7 +115,7 @@ impl<V> SingleFlight<V> {
     /// which need *a* fetch of the key under way, not one newer than the running one. (A running fetch
     /// whose result an invalidation supersedes leaves the entry stale, and the next stale hit refreshes
     /// again.)
-    pub fn lead_if_idle(
+    pub(crate) fn lead_if_idle(
         self: &Arc<Self>,
         key: &str,
         stamp: Option<FillStamp>,
@@ -166,7 +146,7 @@ impl<V> SingleFlight<V> {
 }
 
 /// The caller doing the work for a key. Dropping it ends the flight.
-pub struct Leader<V> {
+pub(crate) struct Leader<V> {
     flights: Arc<SingleFlight<V>>,
     key: String,
     sender: watch::Sender<Slot<V>>,
@@ -178,15 +158,9 @@ impl<V> Leader<V> {
     ///
     /// Keeping the leader alive after publishing (while the value is being stored, say) lets callers that
     /// arrive meanwhile take the value instead of starting another flight.
-    pub fn publish(&mut self, result: Result<V, SharedError>) {
+    pub(crate) fn publish(&mut self, result: Result<V, SharedError>) {
         self.sender.send_replace(Some(result));
         self.published = true;
-    }
-
-    /// The number of callers waiting on this flight.
-    pub fn waiters(&self) -> usize {
-        // The map holds one receiver of its own.
-        self.sender.receiver_count().saturating_sub(1)
     }
 }
 
@@ -219,7 +193,7 @@ impl<V> fmt::Debug for Leader<V> {
 }
 
 /// A caller waiting for the leader of its key.
-pub struct Waiter<V> {
+pub(crate) struct Waiter<V> {
     receiver: watch::Receiver<Slot<V>>,
 }
 
@@ -228,7 +202,7 @@ impl<V: Clone> Waiter<V> {
     ///
     /// # Cancel safety
     /// Cancel safe: dropping the future only stops this caller waiting.
-    pub async fn wait(mut self) -> WaitOutcome<V> {
+    pub(crate) async fn wait(mut self) -> WaitOutcome<V> {
         match self.receiver.wait_for(Option::is_some).await {
             Ok(slot) => match slot.as_ref() {
                 Some(Ok(value)) => WaitOutcome::Value(value.clone()),
@@ -243,5 +217,30 @@ impl<V: Clone> Waiter<V> {
 impl<V> fmt::Debug for Waiter<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waiter").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_gets_the_leaders_value_and_the_map_empties() {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let flights = Arc::new(SingleFlight::<u32>::new());
+                let Join::Leader(mut leader) = flights.join("answer", None) else {
+                    unreachable!()
+                };
+                let Join::Waiter(waiter) = flights.join("answer", None) else {
+                    unreachable!()
+                };
+                leader.publish(Ok(42));
+                drop(leader);
+                assert!(matches!(waiter.wait().await, WaitOutcome::Value(42)));
+                assert_eq!(flights.len(), 0);
+            });
     }
 }

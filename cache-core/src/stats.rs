@@ -131,6 +131,12 @@ impl Stats {
         self.counters.invalidations.add(n as u64);
     }
 
+    /// Counts a request that went to the inner service without the cache: for services that route
+    /// such requests around the layer's own (to stream them, say), so the counters still say so.
+    pub fn record_passthrough(&self) {
+        self.passthrough();
+    }
+
     pub(crate) fn passthrough(&self) {
         self.counters.passthrough.add(1);
     }

@@ -98,30 +98,24 @@ impl Credential {
     /// The credential of a request's headers: `None` without exactly one recognised `Authorization`
     /// header.
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let mut values = headers.get_all(AUTHORIZATION).iter();
-        let value = values.next()?;
-        if values.next().is_some() {
-            return None;
-        }
-        Self::from_authorization(value)
+        Self::from_authorization(single_authorization(headers)?)
+    }
+
+    /// Whether the headers carry a credential [`from_headers`](Self::from_headers) would recognise,
+    /// without hashing a user token.
+    pub(crate) fn is_recognised(headers: &HeaderMap) -> bool {
+        single_authorization(headers)
+            .and_then(Authorization::parse)
+            .is_some()
     }
 
     /// The credential of one `Authorization` header value (`Bot <token>` or `Bearer <token>`; the scheme
     /// is case-insensitive).
     pub fn from_authorization(value: &HeaderValue) -> Option<Self> {
-        let value = value.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        let token_ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
-        if !token_ok {
-            return None;
-        }
-        if scheme.eq_ignore_ascii_case("bot") {
-            bot_id(token).map(Credential::Bot)
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            Some(Credential::User(UserKey::from_access_token(token)))
-        } else {
-            None
-        }
+        Some(match Authorization::parse(value)? {
+            Authorization::Bot(id) => Credential::Bot(id),
+            Authorization::Bearer(token) => Credential::User(UserKey::from_access_token(token)),
+        })
     }
 
     /// How the credential appears at the end of a cache key: `bot:{id}` or `user:{userKey}`.
@@ -139,6 +133,37 @@ const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
     .with_decode_allow_trailing_bits(true);
 const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// The one `Authorization` header of a request; `None` without one or with several.
+fn single_authorization(headers: &HeaderMap) -> Option<&HeaderValue> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next()?;
+    values.next().is_none().then_some(value)
+}
+
+/// An `Authorization` value the policy understands, before a user token is hashed.
+enum Authorization<'a> {
+    Bot(Snowflake),
+    Bearer(&'a str),
+}
+
+impl<'a> Authorization<'a> {
+    fn parse(value: &'a HeaderValue) -> Option<Self> {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        let token_ok = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
+        if !token_ok {
+            return None;
+        }
+        if scheme.eq_ignore_ascii_case("bot") {
+            bot_id(token).map(Authorization::Bot)
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            Some(Authorization::Bearer(token))
+        } else {
+            None
+        }
+    }
+}
 
 /// The bot id a bot token carries in its first segment.
 fn bot_id(token: &str) -> Option<Snowflake> {

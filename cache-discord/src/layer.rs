@@ -10,7 +10,7 @@ use tower_layer::Layer;
 
 use crate::buffer::DEFAULT_MAX_BODY;
 use crate::credential::UserKey;
-use crate::events::gateway_event_tags;
+use crate::gateway::gateway_event_tags;
 use crate::keys::tags;
 use crate::route::Snowflake;
 use crate::{
@@ -106,11 +106,23 @@ where
         Ok(Self::new(store, policy).config(&config))
     }
 
+    /// Changes the core layer: any [`CacheLayer`] setting (the store timeout, say) without a method of
+    /// its own here. The methods below go through it.
+    #[must_use]
+    pub fn map_layer(
+        mut self,
+        change: impl FnOnce(CacheLayer<St, Arc<DiscordPolicy>>) -> CacheLayer<St, Arc<DiscordPolicy>>,
+    ) -> Self {
+        self.layer = change(self.layer);
+        // The handle takes the store timeout from the layer.
+        self.handle = self.layer.handle();
+        self
+    }
+
     /// Applies the layer's settings of `config` (`CACHE_ENABLED`, the soft and hard timeouts).
     #[must_use]
-    pub fn config(mut self, config: &CacheConfig) -> Self {
-        self.layer = self.layer.config(config);
-        self
+    pub fn config(self, config: &CacheConfig) -> Self {
+        self.map_layer(|layer| layer.config(config))
     }
 
     /// With an expired entry at hand (within its stale-if-error period), answer with it when Discord
@@ -118,26 +130,23 @@ where
     /// [`CacheLayer::soft_timeout`]. Set it after [`config`](Self::config), which applies
     /// `CACHE_SOFT_TIMEOUT_MS` whether set or not.
     #[must_use]
-    pub fn soft_timeout(mut self, timeout: Duration) -> Self {
-        self.layer = self.layer.soft_timeout(timeout);
-        self
+    pub fn soft_timeout(self, timeout: Duration) -> Self {
+        self.map_layer(|layer| layer.soft_timeout(timeout))
     }
 
     /// Gives up on Discord after `timeout` for a cached read: the caller gets the expired entry within
     /// its stale-if-error period, or an error. See [`CacheLayer::hard_timeout`]. Set it after
     /// [`config`](Self::config), which applies `CACHE_HARD_TIMEOUT_MS` whether set or not.
     #[must_use]
-    pub fn hard_timeout(mut self, timeout: Duration) -> Self {
-        self.layer = self.layer.hard_timeout(timeout);
-        self
+    pub fn hard_timeout(self, timeout: Duration) -> Self {
+        self.map_layer(|layer| layer.hard_timeout(timeout))
     }
 
     /// Reports every hit, miss, dedupe, stale answer, failed refresh and store error to `events`, for
     /// your own metrics. See [`CacheLayer::events`].
     #[must_use]
-    pub fn events(mut self, events: impl CacheEvents) -> Self {
-        self.layer = self.layer.events(events);
-        self
+    pub fn events(self, events: impl CacheEvents) -> Self {
+        self.map_layer(|layer| layer.events(events))
     }
 
     /// Invalidates everything cached about one guild, for every credential: its channels, roles and
@@ -173,7 +182,7 @@ where
     }
 
     /// Invalidates what the gateway event `event` (the dispatch's `t`) with payload `payload` (its `d`)
-    /// changed, and returns the tags invalidated. See [`events`](crate::events) for the table.
+    /// changed, and returns the tags invalidated. See [`gateway`](crate::gateway) for the table.
     ///
     /// # Errors
     /// [`Error::EventPayload`] when the payload lacks an id the event always carries; the store's

@@ -104,8 +104,9 @@
 //! store does not tell how much of the old one was left). Another credential's copy of the same list
 //! is refreshed by its TTL or by the gateway event Discord sends for the change. Entries built from a write's answer carry `content-type` only (not the write's
 //! rate-limit headers). A write that cannot be applied in place (an answer that is not the expected
-//! JSON) invalidates instead. A write sent on unversioned `/api/` has the same effects, except that the
-//! entries it would edit in place are removed (its answer has an older version's shape).
+//! JSON) invalidates instead. A write sent on unversioned `/api/` or on another API version has the same
+//! effects, except that the entries it would edit in place are removed (its answer may have another
+//! version's shape).
 //!
 //! What a write cannot reach: a kicked, banned or re-roled user's own guild list (the cache cannot map
 //! a Discord user id to a token's [`UserKey`]) keeps its entry until its TTL or
@@ -117,7 +118,7 @@
 //! - [`DiscordCacheLayer::invalidate_discord_user_cache`]: everything fetched with a user's token, the user
 //!   being identified by the [`UserKey`] of their access token.
 //! - [`DiscordCacheLayer::apply_gateway_event`]: `GUILD_ROLE_*`, `CHANNEL_*`, `GUILD_MEMBER_*`,
-//!   `GUILD_CREATE`/`UPDATE`/`DELETE` (table in [`events`]). Events can be missed; TTLs stay.
+//!   `GUILD_CREATE`/`UPDATE`/`DELETE` (table in [`gateway`]). Events can be missed; TTLs stay.
 //!
 //! # Configuration
 //!
@@ -133,7 +134,7 @@
 pub mod buffer;
 pub mod channel_index;
 pub mod credential;
-pub mod events;
+pub mod gateway;
 pub mod keys;
 pub mod route;
 
@@ -143,7 +144,7 @@ mod json_list;
 mod layer;
 mod policy;
 mod response;
-mod routes;
+mod route_table;
 mod service;
 mod ttl;
 mod write;

@@ -5,11 +5,11 @@ use cache_core::{CachePolicy, Classified, FillPlan, WriteEffects};
 use crate::channel_index::ChannelIndex;
 use crate::credential::Credential;
 use crate::route::{Route, RouteQuery};
-use crate::routes::{self, Api};
+use crate::route_table::{self, Api};
 use crate::write::{self, WriteContext};
 use crate::{json_list, CachedResponse, DiscordTtls, Error};
 
-pub use crate::routes::{DiscordRead, DiscordWrite};
+pub use crate::route_table::{DiscordRead, DiscordWrite};
 
 /// The Discord policy: implements [`CachePolicy`] for `http::Request<B>` answered by
 /// [`CachedResponse`]. See the crate documentation for the table of routes, keys, tags and TTLs.
@@ -72,13 +72,13 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
 
     fn classify(&self, req: &http::Request<B>) -> Classified<DiscordRead, DiscordWrite> {
         let Some((route, query)) = Route::parse(req.method(), req.uri()) else {
-            // A write on unversioned `/api/` changes the same objects: its effects apply, though its
-            // reads are not cached (their answers have an older version's shapes).
-            return match Route::parse_unversioned_write(req.method(), req.uri()) {
+            // A write on unversioned `/api/` or another version changes the same objects: its effects
+            // apply, though its reads are not cached (their answers have other shapes).
+            return match Route::parse_other_api_write(req.method(), req.uri()) {
                 Some(route) => Classified::Write(DiscordWrite {
                     route,
                     credential: Credential::from_headers(req.headers()),
-                    api: Api::Unversioned,
+                    api: Api::Other,
                 }),
                 None => Classified::Pass,
             };
@@ -95,7 +95,7 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
             unrecognised_credential(req.headers(), &route);
             return Classified::Pass;
         };
-        match routes::entry(&self.ttls, route, &query, &credential) {
+        match route_table::entry(&self.ttls, route, &query, &credential) {
             Some(entry) => Classified::Read {
                 key: entry.key,
                 read: DiscordRead { route, credential },
@@ -119,7 +119,7 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
             }
         }
         // The query does not change TTL or tags.
-        match routes::entry(
+        match route_table::entry(
             &self.ttls,
             read.route,
             &RouteQuery::default(),

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cache_core::layer::{Cache, ResponseFuture};
-use cache_core::{BoxError, Store};
+use cache_core::{BoxError, Stats, Store};
 use http::header::{CONNECTION, TRANSFER_ENCODING};
 use http_body::Body;
 use pin_project_lite::pin_project;
@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::buffer::{BufferFuture, BufferResponse, FullHead};
+use crate::credential::Credential;
 use crate::route::Route;
 use crate::{CachedResponse, DiscordBody, DiscordPolicy};
 
@@ -34,11 +35,13 @@ enum Handling {
 
 fn handling(req: &http::Request<impl Sized>) -> Handling {
     match Route::parse(req.method(), req.uri()) {
-        Some((route, _)) if route.is_read() => Handling::Read,
+        // A read without a credential the policy can scope an entry to is never cached.
+        Some((route, _)) if route.is_read() => match Credential::is_recognised(req.headers()) {
+            true => Handling::Read,
+            false => Handling::Passthrough,
+        },
         Some(_) => Handling::Write,
-        None if Route::parse_unversioned_write(req.method(), req.uri()).is_some() => {
-            Handling::Write
-        }
+        None if Route::parse_other_api_write(req.method(), req.uri()).is_some() => Handling::Write,
         None => Handling::Passthrough,
     }
 }
@@ -66,6 +69,12 @@ impl<S, St: Store> DiscordCacheService<S, St> {
             inner,
             enabled,
         }
+    }
+
+    /// The counters of the layer this service was built from (requests streamed past the cache count
+    /// as pass-throughs).
+    pub fn stats(&self) -> Stats {
+        self.cache.stats()
     }
 
     /// The client.
@@ -129,9 +138,12 @@ where
             Handling::Passthrough
         };
         let kind = match handling {
-            Handling::Passthrough => Kind::Passthrough {
-                future: self.inner.clone().oneshot(req),
-            },
+            Handling::Passthrough => {
+                self.cache.stats().record_passthrough();
+                Kind::Passthrough {
+                    future: self.inner.clone().oneshot(req),
+                }
+            }
             Handling::Read => Kind::Cached {
                 future: self.cache.call(req),
                 head: None,

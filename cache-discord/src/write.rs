@@ -15,7 +15,7 @@ use crate::credential::Credential;
 use crate::json_list::{self, ListEdit};
 use crate::keys::tags;
 use crate::route::{Route, RouteQuery, Snowflake};
-use crate::routes::{self, Api, DiscordWrite};
+use crate::route_table::{self, Api, DiscordWrite};
 use crate::{CachedResponse, DiscordTtls};
 
 /// Channel types Discord does not list in `GET /guilds/{g}/channels`: threads.
@@ -136,7 +136,7 @@ pub(crate) fn effects(
     };
     let effects = match api {
         Api::Versioned => effects,
-        Api::Unversioned => removing_updated(effects),
+        Api::Other => removing_updated(effects),
     };
     tracing::debug!(
         ?route,
@@ -198,7 +198,8 @@ fn put_entry(
     body: &Bytes,
     effects: Effects,
 ) -> Effects {
-    let Some(entry) = routes::entry(context.ttls, read, &RouteQuery::default(), credential) else {
+    let Some(entry) = route_table::entry(context.ttls, read, &RouteQuery::default(), credential)
+    else {
         return effects;
     };
     effects.update(EntryUpdate::Put {
@@ -219,7 +220,7 @@ fn edit_list(
     edit: ListEdit,
 ) -> Effects {
     let entry = credential.and_then(|credential| {
-        routes::entry(context.ttls, read, &RouteQuery::default(), credential)
+        route_table::entry(context.ttls, read, &RouteQuery::default(), credential)
     });
     let Some(entry) = entry else {
         let tag = match read {

@@ -39,21 +39,33 @@ impl Fixture {
         }
     }
 
-    /// Sends a request through the layer and reads the whole answer.
+    /// Sends a request with the bot's token through the layer and reads the whole answer.
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (http::response::Parts, Bytes) {
+        self.send_as(Some(&self.bot), method, path, body).await
+    }
+
+    /// Sends a request with `authorization` (or none) through the layer and reads the whole answer.
+    async fn send_as(
+        &self,
+        authorization: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (http::response::Parts, Bytes) {
         let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let request = http::Request::builder()
+        let mut request = http::Request::builder()
             .method(method)
             .uri(self.server.url(path))
-            .header("authorization", &self.bot)
-            .header("content-type", "application/json")
-            .body(Full::new(body))
-            .unwrap();
+            .header("content-type", "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request.body(Full::new(body)).unwrap();
         let service = self.discord.layer(http_client());
         let response = service.oneshot(request).await.expect("answered");
         let (parts, body) = response.into_parts();
@@ -136,6 +148,29 @@ async fn other_requests_stream_through_untouched() {
         (0, 0),
         "the cache never saw them"
     );
+    assert_eq!(stats.passthrough, 2, "counted as pass-throughs");
+}
+
+#[tokio::test]
+async fn a_read_without_a_usable_credential_streams_through() {
+    let f = Fixture::new("true").await;
+    let roles = format!("/guilds/{}/roles", f.guild);
+    for authorization in [
+        None,
+        Some("Bot not-a-bot-token"),
+        Some("Basic dXNlcjpwdw=="),
+    ] {
+        let before = f.upstream();
+        let (head, _) = f.send_as(authorization, Method::GET, &roles, None).await;
+        assert_eq!(f.upstream(), before + 1, "{authorization:?}");
+        assert_eq!(head.status.as_u16(), 401, "{authorization:?}");
+        assert_eq!(
+            head.headers["via"], "1.1 local-discord",
+            "Discord's whole head"
+        );
+    }
+    let stats = f.discord.stats().snapshot();
+    assert_eq!((stats.hits, stats.misses, stats.passthrough), (0, 0, 3));
 }
 
 #[tokio::test]

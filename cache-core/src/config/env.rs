@@ -108,20 +108,13 @@ pub fn read_u64(env: &impl Environment, name: &str, default: u64, min: u64) -> R
 /// # Errors
 /// [`Error::InvalidConfig`] naming `name` when the value is not a whole number of seconds.
 pub fn read_secs(env: &impl Environment, name: &str, default: Duration) -> Result<Duration, Error> {
-    let Some(value) = env.var(name)? else {
-        return Ok(default);
-    };
-    value
-        .trim()
-        .parse::<u64>()
-        .map(Duration::from_secs)
-        .map_err(|_| {
-            invalid(
-                name,
-                &value,
-                "expected a whole number of seconds, such as 60",
-            )
-        })
+    read_duration(
+        env,
+        name,
+        default,
+        Duration::from_secs,
+        "seconds, such as 60",
+    )
 }
 
 /// Reads a duration given in whole milliseconds.
@@ -133,20 +126,31 @@ pub fn read_millis(
     name: &str,
     default: Duration,
 ) -> Result<Duration, Error> {
+    read_duration(
+        env,
+        name,
+        default,
+        Duration::from_millis,
+        "milliseconds, such as 50",
+    )
+}
+
+/// A whole number of `unit`s (`unit` says which, with an example, for the error).
+fn read_duration(
+    env: &impl Environment,
+    name: &str,
+    default: Duration,
+    from: fn(u64) -> Duration,
+    unit: &str,
+) -> Result<Duration, Error> {
     let Some(value) = env.var(name)? else {
         return Ok(default);
     };
     value
         .trim()
         .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| {
-            invalid(
-                name,
-                &value,
-                "expected a whole number of milliseconds, such as 50",
-            )
-        })
+        .map(from)
+        .map_err(|_| invalid(name, &value, format!("expected a whole number of {unit}")))
 }
 
 #[cfg(test)]

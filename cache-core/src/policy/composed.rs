@@ -54,85 +54,43 @@ impl<K> Policy<K> {
 }
 
 impl<K, T, L, W, S, F> Policy<K, T, L, W, S, F> {
-    /// Sets the tag extractor.
-    pub fn tags<T2>(self, tags: T2) -> Policy<K, T2, L, W, S, F> {
-        let Self {
-            key,
-            ttl,
-            writes,
-            stale,
-            failures,
-            ..
-        } = self;
+    /// The policy with its parts (each a type parameter of its own, which struct update syntax cannot
+    /// change) passed through `change`: what every setter does.
+    fn rebuild<T2, L2, W2, S2, F2>(
+        self,
+        change: impl FnOnce(T, L, W, S, F) -> (T2, L2, W2, S2, F2),
+    ) -> Policy<K, T2, L2, W2, S2, F2> {
+        let (tags, ttl, writes, stale, failures) =
+            change(self.tags, self.ttl, self.writes, self.stale, self.failures);
         Policy {
-            key,
+            key: self.key,
             tags,
             ttl,
             writes,
             stale,
             failures,
         }
+    }
+
+    /// Sets the tag extractor.
+    pub fn tags<T2>(self, tags: T2) -> Policy<K, T2, L, W, S, F> {
+        self.rebuild(|_, ttl, writes, stale, failures| (tags, ttl, writes, stale, failures))
     }
 
     /// Sets the TTL: a [`Duration`] or a closure over the response.
     pub fn ttl<L2>(self, ttl: L2) -> Policy<K, T, L2, W, S, F> {
-        let Self {
-            key,
-            tags,
-            writes,
-            stale,
-            failures,
-            ..
-        } = self;
-        Policy {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        }
+        self.rebuild(|tags, _, writes, stale, failures| (tags, ttl, writes, stale, failures))
     }
 
     /// Sets the write hook.
     pub fn writes<W2>(self, writes: W2) -> Policy<K, T, L, W2, S, F> {
-        let Self {
-            key,
-            tags,
-            ttl,
-            stale,
-            failures,
-            ..
-        } = self;
-        Policy {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        }
+        self.rebuild(|tags, ttl, _, stale, failures| (tags, ttl, writes, stale, failures))
     }
 
     /// Sets which responses are failures (never cached; answered from a stale entry within its
     /// stale-if-error period): a closure `Fn(&Resp) -> bool`.
     pub fn failures<F2>(self, failures: F2) -> Policy<K, T, L, W, S, F2> {
-        let Self {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            ..
-        } = self;
-        Policy {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        }
+        self.rebuild(|tags, ttl, writes, stale, _| (tags, ttl, writes, stale, failures))
     }
 }
 
@@ -144,51 +102,25 @@ impl<K, T, L, W, R, E, F> Policy<K, T, L, W, StaleWindows<R, E>, F> {
         self,
         period: R2,
     ) -> Policy<K, T, L, W, StaleWindows<R2, E>, F> {
-        let Self {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        } = self;
-        let stale = StaleWindows {
-            while_revalidate: period,
-            if_error: stale.if_error,
-        };
-        Policy {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        }
+        self.rebuild(|tags, ttl, writes, stale, failures| {
+            let stale = StaleWindows {
+                while_revalidate: period,
+                if_error: stale.if_error,
+            };
+            (tags, ttl, writes, stale, failures)
+        })
     }
 
     /// Sets the stale-if-error period (fail-safe, see [`crate::stale`]): a [`Duration`] or a closure over
     /// the response. After the TTL and for this long, a failed inner call is answered with the entry.
     pub fn stale_if_error<E2>(self, period: E2) -> Policy<K, T, L, W, StaleWindows<R, E2>, F> {
-        let Self {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        } = self;
-        let stale = StaleWindows {
-            while_revalidate: stale.while_revalidate,
-            if_error: period,
-        };
-        Policy {
-            key,
-            tags,
-            ttl,
-            writes,
-            stale,
-            failures,
-        }
+        self.rebuild(|tags, ttl, writes, stale, failures| {
+            let stale = StaleWindows {
+                while_revalidate: stale.while_revalidate,
+                if_error: period,
+            };
+            (tags, ttl, writes, stale, failures)
+        })
     }
 }
 

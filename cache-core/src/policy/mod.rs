@@ -21,15 +21,15 @@
 //! ```
 
 mod composed;
-mod key;
-mod stale;
+mod key_extractor;
+mod stale_windows;
 mod tags;
 mod ttl;
 mod write;
 
 pub use composed::{Policy, DEFAULT_TTL};
-pub use key::KeyExtractor;
-pub use stale::{FailureClassifier, NoFailures, StaleWindows};
+pub use key_extractor::KeyExtractor;
+pub use stale_windows::{FailureClassifier, NoFailures, StaleWindows};
 pub use tags::{NoTags, TagExtractor};
 pub use ttl::TtlPolicy;
 pub use write::{AfterWrite, EntryUpdate, Modify, NoWrites, WriteEffects, WriteHook};

@@ -4,8 +4,8 @@
 //! `/guilds/1/members/@me`, `/guilds/1/members/search`), a percent-encoded or dot segment, an empty
 //! segment, a trailing slash or a non-numeric id is not a route, and the policy passes it straight
 //! through. Accepted prefixes are `/api/v10`, `/api/v9` and none (unversioned `/api/` is served by Discord with an
-//! older version's shapes, so its reads pass through; its writes still update or invalidate what they
-//! change); full URLs are accepted (the
+//! older version's shapes, so its reads pass through, as do other versions'; their writes still
+//! update or invalidate what they change); full URLs are accepted (the
 //! host is not part of the key: the wrapped client talks to one Discord API).
 //!
 //! ```
@@ -184,9 +184,10 @@ impl Route {
     }
 
     /// The write route of a request on unversioned `/api/` (which Discord serves with an older default
-    /// version): its reads are not cached, but its writes change the same objects as versioned ones.
-    pub(crate) fn parse_unversioned_write(method: &Method, uri: &http::Uri) -> Option<Route> {
-        let route = path::parse_unversioned(method, uri.path())?;
+    /// version) or on another API version: its reads are not cached, but its writes change the same
+    /// objects as v10 ones.
+    pub(crate) fn parse_other_api_write(method: &Method, uri: &http::Uri) -> Option<Route> {
+        let route = path::parse_other_api(method, uri.path())?;
         (!route.is_read()).then_some(route)
     }
 

@@ -6,15 +6,15 @@ use super::{Route, Snowflake};
 
 /// API prefixes accepted before a route. Other versions, and `/api/` without a version (which Discord
 /// serves with an old default version), are not recognised: their answers may differ in shape, and
-/// sharing entries with them could hand a v10 client a v6-shaped answer. Writes on `/api/` are
-/// recognised apart ([`parse_unversioned`]), for their effects only.
+/// sharing entries with them could hand a v10 client a v6-shaped answer. Writes on those are recognised
+/// apart ([`parse_other_api`]), for their effects only.
 const PREFIXES: [&str; 2] = ["/api/v10/", "/api/v9/"];
 
 /// The most segments any route has.
 const MAX_SEGMENTS: usize = 6;
 
-/// Discord's unversioned prefix: its writes change the same objects, so their effects apply.
-const UNVERSIONED: &str = "/api/";
+/// The API's root: writes under it change the same objects whatever the version.
+const API: &str = "/api/";
 
 /// The route of `method` and `path` (no query string), or `None`.
 pub(super) fn parse(method: &Method, path: &str) -> Option<Route> {
@@ -25,9 +25,27 @@ pub(super) fn parse(method: &Method, path: &str) -> Option<Route> {
     parse_rest(method, rest)
 }
 
-/// The route of `method` and `path` on unversioned `/api/`, or `None`.
-pub(super) fn parse_unversioned(method: &Method, path: &str) -> Option<Route> {
-    parse_rest(method, path.strip_prefix(UNVERSIONED)?)
+/// The route of `method` and `path` on unversioned `/api/` or on an API version other than the
+/// [`PREFIXES`], or `None`.
+pub(super) fn parse_other_api(method: &Method, path: &str) -> Option<Route> {
+    let rest = path.strip_prefix(API)?;
+    let rest = match rest.split_once('/') {
+        Some((version, rest)) if is_version(version) => {
+            if PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+                return None;
+            }
+            rest
+        }
+        _ => rest,
+    };
+    parse_rest(method, rest)
+}
+
+/// `v` and a version number, such as `v8`.
+fn is_version(segment: &str) -> bool {
+    segment
+        .strip_prefix('v')
+        .is_some_and(|number| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The route of the path after its prefix.
@@ -174,21 +192,27 @@ mod tests {
     }
 
     #[test]
-    fn unversioned_writes_are_recognised_apart() {
-        let path = "/api/guilds/81384788765712384/roles";
-        assert_eq!(
-            parse_unversioned(&Method::POST, path),
-            Some(Route::CreateGuildRole {
-                guild: 81384788765712384
-            })
-        );
-        assert_eq!(parse(&Method::POST, path), None);
-        for other in [
-            "/api/v10/guilds/81384788765712384/roles",
+    fn writes_on_other_api_versions_are_recognised_apart() {
+        let role = Some(Route::CreateGuildRole {
+            guild: 81384788765712384,
+        });
+        for path in [
+            "/api/guilds/81384788765712384/roles",
             "/api/v8/guilds/81384788765712384/roles",
-            "/guilds/81384788765712384/roles",
+            "/api/v6/guilds/81384788765712384/roles",
+            "/api/v11/guilds/81384788765712384/roles",
         ] {
-            assert_eq!(parse_unversioned(&Method::POST, other), None, "{other}");
+            assert_eq!(parse_other_api(&Method::POST, path), role, "{path}");
+            assert_eq!(parse(&Method::POST, path), None, "{path}");
+        }
+        for path in [
+            "/api/v10/guilds/81384788765712384/roles",
+            "/api/v9/guilds/81384788765712384/roles",
+            "/guilds/81384788765712384/roles",
+            "/api/vx/guilds/81384788765712384/roles",
+            "/api/v/guilds/81384788765712384/roles",
+        ] {
+            assert_eq!(parse_other_api(&Method::POST, path), None, "{path}");
         }
     }
 

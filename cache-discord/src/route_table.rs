@@ -32,9 +32,9 @@ pub struct DiscordWrite {
 pub(crate) enum Api {
     /// `/api/v10`, `/api/v9` or none: answers have the shapes the cached entries have.
     Versioned,
-    /// `/api/` without a version: Discord answers with an older version's shapes, so an answer is never
-    /// written into an entry; what it would have updated is invalidated instead.
-    Unversioned,
+    /// `/api/` without a version, or a version other than v10 and v9: answers may have other shapes, so
+    /// an answer is never written into an entry; what it would have updated is removed instead.
+    Other,
 }
 
 /// Key, TTL and tags of one cached read.

@@ -18,7 +18,7 @@
 //! `GUILD_CREATE` and `CHANNEL_*` also teach the [`ChannelIndex`] which guild a channel belongs to.
 //!
 //! ```
-//! use cache_discord::{events::gateway_event_tags, ChannelIndex};
+//! use cache_discord::{gateway::gateway_event_tags, ChannelIndex};
 //! use serde_json::json;
 //!
 //! let index = ChannelIndex::default();
