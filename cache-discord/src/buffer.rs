@@ -85,20 +85,7 @@ pub struct BufferResponse<S> {
 }
 
 impl<S> BufferResponse<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::define_inner_service_accessors!();
 }
 
 /// The response future of [`BufferResponse`]: the call and the body read, boxed (it runs once per

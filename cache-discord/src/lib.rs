@@ -131,6 +131,27 @@
 //! The tests and the demo run against `discord-test-server`, a local Discord-like REST server (a crate
 //! of its own in this workspace).
 
+/// `get_ref`, `get_mut` and `into_inner` for a service whose inner service is its field `inner`.
+macro_rules! define_inner_service_accessors {
+    () => {
+        /// The inner service.
+        pub fn get_ref(&self) -> &S {
+            &self.inner
+        }
+
+        /// The inner service, mutably.
+        pub fn get_mut(&mut self) -> &mut S {
+            &mut self.inner
+        }
+
+        /// The inner service, unwrapped.
+        pub fn into_inner(self) -> S {
+            self.inner
+        }
+    };
+}
+pub(crate) use define_inner_service_accessors;
+
 pub mod buffer;
 pub mod channel_index;
 pub mod credential;

@@ -77,21 +77,8 @@ impl<S, St: Store> DiscordCacheService<S, St> {
         self.cache.stats()
     }
 
-    /// The client.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The client, mutably (requests the cache buffers go through a clone taken when the service
-    /// was built).
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The client, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    // Requests the cache buffers go through a clone of the client taken when the service was built.
+    crate::define_inner_service_accessors!();
 }
 
 impl<S: Clone, St: Store> Clone for DiscordCacheService<S, St> {
