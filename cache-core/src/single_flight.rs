@@ -5,8 +5,10 @@
 //! remembered: once the flight settles, the next caller leads a new one.
 //!
 //! A flight remembers the [`FillStamp`] its leader's lookup returned. A caller whose own lookup is newer
-//! (an invalidation happened in between) does not join it: it would receive a value fetched before that
-//! invalidation. It starts a new flight instead, and the older one finishes for its own waiters.
+//! (an invalidation happened in between) still joins it, and learns the flight's stamp
+//! ([`Waiter::started_before_me`]): once the value arrives, the caller checks whether that invalidation
+//! concerned the value's key or tags, and fetches again only then. So unrelated invalidations never
+//! split a flight. A caller without a stamp (its lookup failed) joins only a flight as blind as itself.
 //!
 //! The leader runs in its caller's task, so nothing is spawned. If the leader's future is dropped
 //! (cancelled) before it publishes, its waiters see [`WaitOutcome::Abandoned`] and one of them leads the
@@ -89,20 +91,22 @@ impl<V> SingleFlight<V> {
 
 impl<V: Clone> SingleFlight<V> {
     /// Joins the flight of `key`, or starts it. `stamp` is what the caller's lookup returned (`None` when
-    /// the store could not be asked): a flight started from an older stamp is not joined but replaced.
+    /// the store could not be asked): a flight started from an older stamp is joined, and the waiter
+    /// says so; a flight whose stamp and the caller's cannot be compared (one is `None`) is replaced.
     pub(crate) fn join(self: &Arc<Self>, key: &str, stamp: Option<FillStamp>) -> Join<V> {
         let mut flights = self.lock();
         if let Some(flight) = flights.get(key) {
-            let overtaken = match (flight.stamp, stamp) {
-                (Some(started), Some(now)) => now > started,
+            let joined = match (flight.stamp, stamp) {
+                (Some(started), Some(now)) => Some((now > started).then_some(started)),
                 // Without a stamp the caller cannot tell whether the flight predates an invalidation it
                 // must honour: only flights as blind as itself are safe to join.
-                (None, None) => false,
-                (Some(_), None) | (None, Some(_)) => true,
+                (None, None) => Some(None),
+                (Some(_), None) | (None, Some(_)) => None,
             };
-            if !overtaken {
+            if let Some(started_before_me) = joined {
                 return Join::Waiter(Waiter {
                     receiver: flight.receiver.clone(),
+                    started_before_me,
                 });
             }
         }
@@ -195,6 +199,15 @@ impl<V> fmt::Debug for Leader<V> {
 /// A caller waiting for the leader of its key.
 pub(crate) struct Waiter<V> {
     receiver: watch::Receiver<Slot<V>>,
+    started_before_me: Option<FillStamp>,
+}
+
+impl<V> Waiter<V> {
+    /// The flight's stamp, when it is older than the caller's: its value answers the caller only if
+    /// nothing it depends on was invalidated since.
+    pub(crate) fn started_before_me(&self) -> Option<FillStamp> {
+        self.started_before_me
+    }
 }
 
 impl<V: Clone> Waiter<V> {

@@ -149,26 +149,63 @@ async fn a_fill_that_starts_after_an_invalidation_is_cached() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_after_an_invalidation_does_not_join_a_flight_from_before_it() {
+async fn a_request_after_an_invalidation_is_not_answered_by_a_flight_from_before_it() {
     let upstream = Upstream::gated();
     let (service, handle) = cached(&upstream);
 
     let early = tokio::spawn(service.clone().oneshot(4));
     eventually("the early fill calls upstream", || upstream.calls() == 1).await;
     handle.invalidate_tags(["item:4"]).await.unwrap();
-    // Starts after the invalidation returned: it must not be handed the early fill's value.
+    // Starts after the invalidation returned: it waits for the early fill, finds that the invalidation
+    // concerns that value, and fetches again. It is never handed the early fill's value.
     let late = tokio::spawn(service.clone().oneshot(4));
+    eventually("the late request joins the flight", || {
+        service.stats().snapshot().dedupes == 1
+    })
+    .await;
+    upstream.release(1);
     eventually("the late request calls upstream itself", || {
         upstream.calls() == 2
     })
     .await;
-    upstream.release(2);
+    upstream.release(1);
     assert_eq!(early.await.unwrap().unwrap(), "value 4 #1");
     assert_eq!(late.await.unwrap().unwrap(), "value 4 #2");
     assert_eq!(
         service.clone().oneshot(4).await.unwrap(),
         "value 4 #2",
         "the late fill is cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrelated_invalidations_do_not_split_a_flight() {
+    let upstream = Upstream::gated();
+    let (service, handle) = cached(&upstream);
+
+    let mut callers = vec![tokio::spawn(service.clone().oneshot(4))];
+    eventually("the first fill calls upstream", || upstream.calls() == 1).await;
+    for i in 0..20u64 {
+        // Item 4 carries `item:4` and `parity:even`; these tags are other items'.
+        handle
+            .invalidate_tags([format!("item:{}", 101 + 2 * i), "parity:odd".to_owned()])
+            .await
+            .unwrap();
+        callers.push(tokio::spawn(service.clone().oneshot(4)));
+    }
+    eventually("every later caller joins the flight", || {
+        service.stats().snapshot().dedupes == 20
+    })
+    .await;
+    upstream.release(1);
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap(), "value 4 #1");
+    }
+    assert_eq!(upstream.calls(), 1, "one inner call for all 21 callers");
+    assert_eq!(
+        service.clone().oneshot(4).await.unwrap(),
+        "value 4 #1",
+        "and its value is cached"
     );
 }
 

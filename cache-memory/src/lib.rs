@@ -274,6 +274,10 @@ impl<V: Clone + Send + Sync + 'static> Invalidate for MemoryStore<V> {
 impl<V: Clone + Send + Sync + 'static> Store for MemoryStore<V> {
     type Value = V;
 
+    fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
+        self.inner.invalidations.is_dead(key, tags, stamp.get())
+    }
+
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
         StoreFuture::ready(Ok(self.lookup(key)))
     }

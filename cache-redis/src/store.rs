@@ -637,6 +637,12 @@ where
 {
     type Value = V;
 
+    /// From the process's view of the invalidations, which every lookup brings up to date: no round trip.
+    fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
+        let tags = tags.iter().map(String::as_str);
+        self.inner.view.is_dead(key, tags, stamp.get())
+    }
+
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
         let inner = Arc::clone(&self.inner);
         let key = key.clone();

@@ -229,3 +229,48 @@ async fn a_store_on_the_applications_own_pool() {
         .to_string();
     assert!(error.contains("CACHE_KEY_PREFIX"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrelated_invalidations_do_not_split_a_flight() {
+    let server = RedisServer::start();
+    let calls = Calls::default();
+    let layer = CacheLayer::new(
+        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
+        policy().tags(|key: &str, _: &String| vec![key.to_owned()]),
+    );
+    let handle = layer.handle();
+    let stats = layer.stats();
+    let service = layer.layer(upstream(&calls, Duration::from_millis(300)));
+
+    // Other tags are invalidated every millisecond while 1,000 callers of one key arrive.
+    let churn = tokio::spawn(async move {
+        for i in 0u64.. {
+            handle
+                .invalidate_tags([format!("item:other-{i}")])
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let mut callers = Vec::new();
+    for _ in 0..1_000 {
+        callers.push(tokio::spawn(service.clone().oneshot(1)));
+        tokio::task::yield_now().await;
+    }
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap(), "value 1 #1");
+    }
+    churn.abort();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one inner call for 1,000 callers"
+    );
+    let stats = stats.snapshot();
+    assert!(stats.invalidations > 10, "the churn ran: {stats:?}");
+    assert_eq!(
+        (stats.misses, stats.dedupes + stats.hits),
+        (1, 999),
+        "{stats:?}"
+    );
+}

@@ -1,7 +1,9 @@
 //! The store the environment asks for: Redis when `REDIS_URL` is set, in process otherwise.
 
 use cache_core::config::env::{Environment, ProcessEnv};
-use cache_core::{CacheKey, Error, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
+use cache_core::{
+    CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
+};
 use cache_memory::MemoryStore;
 use cache_redis::{RedisOptions, RedisStore, REDIS_URL};
 use serde::de::DeserializeOwned;
@@ -128,6 +130,13 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     type Value = V;
+
+    fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
+        match self {
+            Self::Memory(store) => store.invalidated_since(key, tags, stamp),
+            Self::Redis(store) => store.invalidated_since(key, tags, stamp),
+        }
+    }
 
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
         match self {

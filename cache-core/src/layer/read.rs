@@ -150,6 +150,7 @@ where
                 Join::Waiter(waiter) => waiter,
             };
             shared.dedupe(key);
+            let started_before_me = waiter.started_before_me();
             let outcome = match soft_deadline.filter(|_| fallback.is_some()) {
                 Some(deadline) => match tokio::time::timeout_at(deadline, waiter.wait()).await {
                     Ok(outcome) => outcome,
@@ -161,6 +162,14 @@ where
                 None => waiter.wait().await,
             };
             let fetched = match outcome {
+                WaitOutcome::Value(value)
+                    if started_before_me.is_some_and(|started| self.outdated(&value, started)) =>
+                {
+                    tracing::debug!(cache.key = %key, "cache flight predates an invalidation of its value; fetching again");
+                    let lookup = shared.bounded("get", shared.store.get(key)).await;
+                    found = Found::classify(shared, key, lookup);
+                    continue;
+                }
                 WaitOutcome::Value(value) => Ok(value),
                 WaitOutcome::Failed(error) => Err(Box::new(error) as BoxError),
                 WaitOutcome::Abandoned => {
@@ -172,6 +181,19 @@ where
             };
             return fall_back(shared, key, fetched, fallback);
         }
+    }
+
+    /// Whether `value`, fetched by a flight that started at `started` (before this caller's lookup), was
+    /// invalidated since: its key or one of the tags it is stored with. A failure is shared as it is.
+    fn outdated(&self, value: &St::Value, started: FillStamp) -> bool {
+        let shared = &self.shared;
+        if shared.policy.is_failure(value) {
+            return false;
+        }
+        let plan = shared.policy.fill(&self.key, &self.read, value);
+        shared
+            .store
+            .invalidated_since(&self.key, &plan.tags, started)
     }
 
     /// Answers with a stale `value` and refreshes the key in the background, unless a fill or refresh of

@@ -167,6 +167,15 @@ pub trait Store: Invalidate {
         key: &CacheKey,
         entry: PutEntry<Self::Value>,
     ) -> StoreFuture<Result<PutOutcome, Error>>;
+
+    /// Whether `key`, or one of `tags`, was invalidated or updated after `stamp`, as far as this store
+    /// knows without asking anyone. The layer asks when a caller whose own lookup returned a later
+    /// stamp than a running fill's would take that fill's value: knowing every invalidation up to that
+    /// lookup is enough. The default, `true`, is always safe: such a caller fetches again.
+    fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
+        let _ = (key, tags, stamp);
+        true
+    }
 }
 
 impl<T: Invalidate + ?Sized> Invalidate for std::sync::Arc<T> {
@@ -189,6 +198,10 @@ impl<T: Invalidate + ?Sized> Invalidate for std::sync::Arc<T> {
 
 impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     type Value = T::Value;
+
+    fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
+        (**self).invalidated_since(key, tags, stamp)
+    }
 
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<T::Value>, Error>> {
         (**self).get(key)
