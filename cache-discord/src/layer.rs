@@ -237,7 +237,9 @@ where
         let buffered = BufferResponseLayer::new()
             .max_body(self.max_body)
             .layer(inner.clone());
-        DiscordCacheService::new(self.layer.layer(buffered), inner, self.layer.is_enabled())
+        let cache = self.layer.layer(buffered);
+        let policy = Arc::clone(&self.policy);
+        DiscordCacheService::new(cache, policy, inner, self.layer.is_enabled())
     }
 }
 

@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cache_core::layer::{Cache, ResponseFuture};
-use cache_core::{BoxError, Stats, Store};
+use cache_core::{BoxError, CachePolicy, Classified, Stats, Store};
 use http::header::{CONNECTION, TRANSFER_ENCODING};
 use http_body::Body;
 use pin_project_lite::pin_project;
@@ -15,36 +16,9 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::buffer::{BufferFuture, BufferResponse, FullHead};
-use crate::credential::Credential;
-use crate::route::Route;
 use crate::{CachedResponse, DiscordBody, DiscordPolicy};
 
-type DiscordCache<S, St> = Cache<BufferResponse<S>, St, std::sync::Arc<DiscordPolicy>>;
-
-/// What the service does with a request, decided from its method and path alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handling {
-    /// A read the policy caches: answered by the cache, with the kept headers of the cached answer.
-    Read,
-    /// A write whose answer changes cached entries: buffered, so its effects can be applied, and answered
-    /// with Discord's head as sent.
-    Write,
-    /// Anything else: streamed both ways, untouched.
-    Passthrough,
-}
-
-fn handling(req: &http::Request<impl Sized>) -> Handling {
-    match Route::parse(req.method(), req.uri()) {
-        // A read without a credential the policy can scope an entry to is never cached.
-        Some((route, _)) if route.is_read() => match Credential::is_recognised(req.headers()) {
-            true => Handling::Read,
-            false => Handling::Passthrough,
-        },
-        Some(_) => Handling::Write,
-        None if Route::parse_other_api_write(req.method(), req.uri()).is_some() => Handling::Write,
-        None => Handling::Passthrough,
-    }
-}
+type DiscordCache<S, St> = Cache<BufferResponse<S>, St, Arc<DiscordPolicy>>;
 
 /// An `http` service caching Discord reads and applying writes' effects, over an `http` client `S`.
 /// Built by [`DiscordCacheLayer`](crate::DiscordCacheLayer).
@@ -58,14 +32,21 @@ fn handling(req: &http::Request<impl Sized>) -> Handling {
 /// never waits behind a rate limiter or a full pool below the cache.
 pub struct DiscordCacheService<S, St: Store> {
     cache: DiscordCache<S, St>,
+    policy: Arc<DiscordPolicy>,
     inner: S,
     enabled: bool,
 }
 
 impl<S, St: Store> DiscordCacheService<S, St> {
-    pub(crate) fn new(cache: DiscordCache<S, St>, inner: S, enabled: bool) -> Self {
+    pub(crate) fn new(
+        cache: DiscordCache<S, St>,
+        policy: Arc<DiscordPolicy>,
+        inner: S,
+        enabled: bool,
+    ) -> Self {
         Self {
             cache,
+            policy,
             inner,
             enabled,
         }
@@ -85,6 +66,7 @@ impl<S: Clone, St: Store> Clone for DiscordCacheService<S, St> {
     fn clone(&self) -> Self {
         Self {
             cache: self.cache.clone(),
+            policy: Arc::clone(&self.policy),
             inner: self.inner.clone(),
             enabled: self.enabled,
         }
@@ -119,27 +101,29 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let handling = if self.enabled {
-            handling(&req)
-        } else {
-            Handling::Passthrough
+        // The policy runs once: its answer routes the request, and the cache takes it as it is.
+        let classified = match self.enabled {
+            true => self.policy.classify(&req),
+            false => Classified::Pass,
         };
-        let kind = match handling {
-            Handling::Passthrough => {
+        let kind = match classified {
+            // Not a cached read, nor a write with effects: streamed both ways, untouched.
+            Classified::Pass => {
                 self.cache.stats().record_passthrough();
                 Kind::Passthrough {
                     future: self.inner.clone().oneshot(req),
                 }
             }
-            Handling::Read => Kind::Cached {
-                future: self.cache.call(req),
+            read @ Classified::Read { .. } => Kind::Cached {
+                future: self.cache.call_classified(req, read),
                 head: None,
             },
-            Handling::Write => {
+            // Buffered, so its effects can be applied, and answered with Discord's head as sent.
+            write @ Classified::Write(_) => {
                 let head = FullHead::default();
                 req.extensions_mut().insert(head.clone());
                 Kind::Cached {
-                    future: self.cache.call(req),
+                    future: self.cache.call_classified(req, write),
                     head: Some(head),
                 }
             }

@@ -120,7 +120,36 @@ where
             self.shared.stats.passthrough();
             return ResponseFuture::inner(self.inner.call(req));
         }
-        match self.shared.policy.classify(&req) {
+        // Classified after the check: a disabled cache runs no policy.
+        let classified = self.shared.policy.classify(&req);
+        self.call_classified(req, classified)
+    }
+}
+
+impl<S, St: Store, P> Cache<S, St, P> {
+    /// Answers `req` as `classified`, what the policy said of it: for a service in front of this one
+    /// that classified the request already (to route some requests around the cache, say), so the
+    /// policy runs once. [`call`](Service::call) is `call_classified(req, policy.classify(&req))`;
+    /// with caching disabled both go straight to the inner service.
+    pub fn call_classified<Req>(
+        &mut self,
+        req: Req,
+        classified: Classified<P::Read, P::Write>,
+    ) -> ResponseFuture<S::Future, St::Value>
+    where
+        S: Service<Req, Response = St::Value> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+        St::Value: Clone + Send + Sync + 'static,
+        P: CachePolicy<Req, St::Value>,
+        Req: Send + 'static,
+    {
+        if !self.enabled {
+            // Not called through `Service`: the inner service's readiness is driven here.
+            self.shared.stats.passthrough();
+            return ResponseFuture::boxed(call_ready(self.inner.clone(), req));
+        }
+        match classified {
             Classified::Read { key, read } => {
                 let key = CacheKey::from(key);
                 let lookup = match self.shared.store.get(&key).into_ready() {
