@@ -18,7 +18,7 @@ use tower_service::Service;
 use crate::buffer::{BufferFuture, BufferResponse, FullHead};
 use crate::{CachedResponse, DiscordBody, DiscordPolicy};
 
-type DiscordCache<S, St> = Cache<BufferResponse<S>, St, Arc<DiscordPolicy>>;
+type CoreCache<S, St> = Cache<BufferResponse<S>, St, Arc<DiscordPolicy>>;
 
 /// An `http` service caching Discord reads and applying writes' effects, over an `http` client `S`.
 /// Built by [`DiscordCacheLayer`](crate::DiscordCacheLayer).
@@ -31,7 +31,7 @@ type DiscordCache<S, St> = Cache<BufferResponse<S>, St, Arc<DiscordPolicy>>;
 /// Readiness: always ready; the client's readiness is driven inside each call that reaches it, so a hit
 /// never waits behind a rate limiter or a full pool below the cache.
 pub struct DiscordCacheService<S, St: Store> {
-    cache: DiscordCache<S, St>,
+    cache: CoreCache<S, St>,
     policy: Arc<DiscordPolicy>,
     inner: S,
     enabled: bool,
@@ -39,7 +39,7 @@ pub struct DiscordCacheService<S, St: Store> {
 
 impl<S, St: Store> DiscordCacheService<S, St> {
     pub(crate) fn new(
-        cache: DiscordCache<S, St>,
+        cache: CoreCache<S, St>,
         policy: Arc<DiscordPolicy>,
         inner: S,
         enabled: bool,
