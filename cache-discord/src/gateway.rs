@@ -110,3 +110,55 @@ fn missing(event: &str, field: &str) -> Error {
         reason: format!("no snowflake string in `{field}`"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const GUILD: u64 = 81_384_788_765_712_384;
+    const USER: u64 = 80_351_110_224_678_912;
+
+    #[test]
+    fn the_module_table_says_what_each_event_invalidates() {
+        let docs = include_str!("gateway.rs");
+        let table = docs
+            .split("//! | event | tags invalidated |\n//! |---|---|\n")
+            .nth(1)
+            .expect("the events table");
+        // One payload that carries every id any handled event reads, as a guild's would.
+        let payload = json!({
+            "id": GUILD.to_string(),
+            "guild_id": GUILD.to_string(),
+            "user": {"id": USER.to_string()},
+            "channels": [],
+        });
+        let mut rows = 0;
+        for line in table.lines().take_while(|line| line.starts_with("//! | ")) {
+            let mut cells = line.trim_start_matches("//! | ").split(" | ");
+            let (events, tags) = (cells.next().unwrap(), cells.next().unwrap());
+            if events == "anything else" {
+                continue;
+            }
+            // The documented tags are the backticked `discord:` names, placeholders filled in.
+            let documented: Vec<String> = tags
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|name| name.starts_with("discord:"))
+                .map(|name| {
+                    name.replace("{id}", &GUILD.to_string())
+                        .replace("{guild_id}", &GUILD.to_string())
+                        .replace("{user.id}", &USER.to_string())
+                })
+                .collect();
+            for event in events.split(", ").map(|event| event.trim_matches('`')) {
+                let index = ChannelIndex::default();
+                let invalidated = gateway_event_tags(event, &payload, &index).unwrap();
+                assert_eq!(invalidated, documented, "{event}");
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 12, "every handled event is in the table");
+    }
+}

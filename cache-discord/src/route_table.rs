@@ -240,4 +240,108 @@ mod tests {
             );
         }
     }
+
+    /// Every write route, one of each, with the ids the writes table's placeholders stand for.
+    fn every_write() -> Vec<Route> {
+        let (guild, user, role, channel, overwrite) = (GUILD, USER, 3, 4, 5);
+        let writes = vec![
+            Route::ModifyGuildMember { guild, user },
+            Route::ModifyCurrentMember { guild },
+            Route::AddGuildMemberRole { guild, user, role },
+            Route::RemoveGuildMemberRole { guild, user, role },
+            Route::RemoveGuildMember { guild, user },
+            Route::CreateGuildBan { guild, user },
+            Route::CreateGuildRole { guild },
+            Route::ModifyGuildRolePositions { guild },
+            Route::ModifyGuildRole { guild, role },
+            Route::DeleteGuildRole { guild, role },
+            Route::CreateGuildChannel { guild },
+            Route::ModifyGuildChannelPositions { guild },
+            Route::ModifyChannel { channel },
+            Route::DeleteChannel { channel },
+            Route::EditChannelPermissions { channel, overwrite },
+            Route::DeleteChannelPermission { channel, overwrite },
+            Route::LeaveGuild { guild },
+        ];
+        for route in &writes {
+            // No wildcard: a new route does not compile until it is sorted here, and a new write
+            // until it is listed above.
+            match route {
+                Route::CurrentUserGuilds
+                | Route::GuildChannels { .. }
+                | Route::GuildRoles { .. }
+                | Route::GuildMember { .. } => unreachable!("a read"),
+                Route::ModifyGuildMember { .. }
+                | Route::ModifyCurrentMember { .. }
+                | Route::AddGuildMemberRole { .. }
+                | Route::RemoveGuildMemberRole { .. }
+                | Route::RemoveGuildMember { .. }
+                | Route::CreateGuildBan { .. }
+                | Route::CreateGuildRole { .. }
+                | Route::ModifyGuildRolePositions { .. }
+                | Route::ModifyGuildRole { .. }
+                | Route::DeleteGuildRole { .. }
+                | Route::CreateGuildChannel { .. }
+                | Route::ModifyGuildChannelPositions { .. }
+                | Route::ModifyChannel { .. }
+                | Route::DeleteChannel { .. }
+                | Route::EditChannelPermissions { .. }
+                | Route::DeleteChannelPermission { .. }
+                | Route::LeaveGuild { .. } => {}
+            }
+        }
+        writes
+    }
+
+    /// The `method path` pairs of the crate docs' writes table, placeholders filled in.
+    fn documented_writes() -> Vec<(http::Method, String)> {
+        let docs = include_str!("lib.rs");
+        let table = docs
+            .split("//! | write | Discord answers | cache |\n//! |---|---|---|\n")
+            .nth(1)
+            .expect("the writes table");
+        let mut pairs = Vec::new();
+        for line in table.lines().take_while(|line| line.starts_with("//! | ")) {
+            let cell = line
+                .trim_start_matches("//! | ")
+                .split(" | ")
+                .next()
+                .unwrap();
+            let cell = cell.replace('`', "");
+            let (methods, rest) = cell.split_once(' ').expect("methods, then a path");
+            let path = rest.split(' ').next().unwrap();
+            let path = path
+                .replace("{g}", &GUILD.to_string())
+                .replace("{u}", &USER.to_string())
+                .replace("{r}", "3")
+                .replace("{c}", "4")
+                .replace("{o}", "5");
+            for method in methods.split('/') {
+                pairs.push((method.parse().expect("an HTTP method"), path.clone()));
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn the_writes_table_lists_every_write_and_nothing_else() {
+        let documented = documented_writes();
+        for (method, path) in &documented {
+            let uri: http::Uri = path.parse().unwrap();
+            let route = Route::parse(method, &uri).map(|(route, _)| route);
+            assert!(
+                route.is_some_and(|route| !route.is_read()),
+                "the docs list `{method} {path}`, which is not a write route"
+            );
+        }
+        for route in every_write() {
+            let pair = (route.method(), route.path());
+            assert!(
+                documented.contains(&pair),
+                "{route:?} (`{} {}`) is missing from the docs' writes table",
+                pair.0,
+                pair.1
+            );
+        }
+    }
 }
