@@ -92,4 +92,6 @@ pub use policy::{
 };
 pub use stale::{StalePeriods, StaleReason};
 pub use stats::{Stats, StatsSnapshot};
-pub use store::{FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture};
+pub use store::{
+    FillClaim, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
+};

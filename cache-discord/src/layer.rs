@@ -17,6 +17,10 @@ use crate::{
     BufferResponseLayer, CachedResponse, DiscordCacheService, DiscordPolicy, DiscordTtls, Error,
 };
 
+/// How long a process's claim on filling a Discord entry lasts before another process may take the
+/// fill over: longer than a slow Discord answer, short enough that a crashed instance costs little.
+pub const DEFAULT_FILL_LEASE: Duration = Duration::from_secs(5);
+
 /// A tower layer caching Discord reads in `St` over any `http` client, with the invalidation helpers.
 /// Cheap to clone; clones share the store, the policy and the counters.
 ///
@@ -65,10 +69,13 @@ impl<St> DiscordCacheLayer<St>
 where
     St: Store<Value = CachedResponse> + Clone,
 {
-    /// A cache of `policy`'s reads in `store`, enabled.
+    /// A cache of `policy`'s reads in `store`, enabled, with single flight across every process that
+    /// shares the store ([`DEFAULT_FILL_LEASE`]; [`CacheLayer::shared_single_flight`]): on Redis, one
+    /// call to Discord per key for all instances of the bot and the dashboard.
     pub fn new(store: St, policy: DiscordPolicy) -> Self {
         let policy = Arc::new(policy);
-        let layer = CacheLayer::new(store, Arc::clone(&policy));
+        let layer =
+            CacheLayer::new(store, Arc::clone(&policy)).shared_single_flight(DEFAULT_FILL_LEASE);
         let handle = layer.handle();
         Self {
             layer,

@@ -175,7 +175,7 @@ pub use buffer::{BufferResponse, BufferResponseLayer};
 pub use channel_index::ChannelIndex;
 pub use credential::{Credential, UserKey};
 pub use error::Error;
-pub use layer::DiscordCacheLayer;
+pub use layer::{DiscordCacheLayer, DEFAULT_FILL_LEASE};
 pub use policy::{DiscordPolicy, DiscordRead, DiscordWrite};
 pub use response::{is_kept_header, CachedResponse};
 pub use route::{Route, RouteQuery, Snowflake};

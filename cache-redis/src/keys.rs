@@ -10,12 +10,14 @@
 //! | `{prefix}:epoch` | integer | the invalidation clock: advanced by every invalidation, never behind the server's time in µs |
 //! | `{prefix}:inv` | sorted set, capped | `t:<tag>` / `k:<key>` scored by the clock value of their last invalidation |
 //! | `{prefix}:floor` | integer | entries stamped before it are gone (set by `clear` and by trimming `inv`) |
+//! | `{prefix}:c:<key>` | string, with the lease as TTL | the token of the process filling `<key>` (shared single flight) |
 
 use cache_core::CacheKey;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     entry_prefix: String,
+    claim_prefix: String,
     pub(crate) epoch: String,
     pub(crate) records: String,
     pub(crate) floor: String,
@@ -27,6 +29,7 @@ impl Keys {
         let base = format!("{{{prefix}}}:");
         Self {
             entry_prefix: format!("{base}e:"),
+            claim_prefix: format!("{base}c:"),
             epoch: format!("{base}epoch"),
             records: format!("{base}inv"),
             floor: format!("{base}floor"),
@@ -39,6 +42,13 @@ impl Keys {
         name.push_str(&self.entry_prefix);
         name.push_str(key);
         name
+    }
+}
+
+impl Keys {
+    /// Where the claim on filling `key` lives.
+    pub(crate) fn claim(&self, key: &CacheKey) -> String {
+        format!("{}{key}", self.claim_prefix)
     }
 }
 

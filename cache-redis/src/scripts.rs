@@ -125,3 +125,16 @@ return at
 ",
     )
 });
+
+/// Gives a fill claim back if it is still the caller's.
+///
+/// KEYS: the claim. ARGV: the caller's token. Returns 1 when released, 0 when the claim had lapsed or
+/// another process held it.
+pub(crate) static RELEASE_FILL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+",
+    )
+});

@@ -9,7 +9,8 @@ use std::time::Duration;
 use cache_core::codec::envelope::{self, Freshness};
 use cache_core::codec::{Bincode, Codec};
 use cache_core::{
-    CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
+    CacheKey, Error, FillClaim, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store,
+    StoreFuture,
 };
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisError};
 use serde::de::DeserializeOwned;
@@ -471,6 +472,39 @@ impl<C: Codec> Inner<C> {
         .await
     }
 
+    async fn claim_fill(&self, claim: String, lease: Duration) -> Result<FillClaim, Error> {
+        let token = claim_token();
+        self.run("claim", true, |mut checkout| async move {
+            let set = redis::cmd("SET")
+                .arg(&claim)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_millis(lease))
+                .query_async::<Option<String>>(&mut checkout.connection)
+                .await;
+            let claimed = match set {
+                Ok(Some(_ok)) => Ok(FillClaim::Granted { token }),
+                Ok(None) => Ok(FillClaim::Held),
+                Err(error) => Err(OpError::from(error)),
+            };
+            (checkout, claimed)
+        })
+        .await
+    }
+
+    async fn release_fill(&self, claim: String, token: u64) -> Result<(), Error> {
+        self.run("release", true, |mut checkout| async move {
+            let released = scripts::RELEASE_FILL
+                .key(&claim)
+                .arg(token)
+                .invoke_async::<i64>(&mut checkout.connection)
+                .await;
+            (checkout, released.map(drop).map_err(OpError::from))
+        })
+        .await
+    }
+
     async fn invalidate(
         &self,
         operation: &'static str,
@@ -559,6 +593,21 @@ impl<C: Codec> Inner<C> {
 
 type RedisResult<T> = Result<T, RedisError>;
 
+/// A token no other claim of this or another process is likely to hold: a per-process random seed
+/// (std's hasher keys are random) plus a counter.
+fn claim_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    SEED.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+        .max(1)
+}
+
 /// Longest TTL written to Redis: a hundred years, far inside what `PX` accepts.
 const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
@@ -636,6 +685,19 @@ where
     C: Codec,
 {
     type Value = V;
+
+    /// `SET {prefix}:c:<key> <token> NX PX <lease>`: one round trip.
+    fn claim_fill(&self, key: &CacheKey, lease: Duration) -> StoreFuture<Result<FillClaim, Error>> {
+        let inner = Arc::clone(&self.inner);
+        let claim = inner.keys.claim(key);
+        StoreFuture::pending(async move { inner.claim_fill(claim, lease).await })
+    }
+
+    fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
+        let inner = Arc::clone(&self.inner);
+        let claim = inner.keys.claim(key);
+        StoreFuture::pending(async move { inner.release_fill(claim, token).await })
+    }
 
     /// From the process's view of the invalidations, which every lookup brings up to date: no round trip.
     fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {

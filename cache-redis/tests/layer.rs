@@ -274,3 +274,83 @@ async fn unrelated_invalidations_do_not_split_a_flight() {
         "{stats:?}"
     );
 }
+
+type ItemLayer = CacheLayer<RedisStore<String>, Policy<fn(&u64) -> Option<String>>>;
+
+/// One process's layer over the shared Redis, with shared single flight.
+fn shared_flight_layer(server: &RedisServer, lease: Duration) -> ItemLayer {
+    CacheLayer::new(
+        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
+        policy(),
+    )
+    .shared_single_flight(lease)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_single_flight_makes_one_call_across_processes() {
+    let server = RedisServer::start();
+    let calls = Calls::default();
+    let first = shared_flight_layer(&server, Duration::from_secs(5))
+        .layer(upstream(&calls, Duration::from_millis(200)));
+    let second = shared_flight_layer(&server, Duration::from_secs(5))
+        .layer(upstream(&calls, Duration::from_millis(200)));
+    let mut callers = Vec::new();
+    for _ in 0..100 {
+        callers.push(tokio::spawn(first.clone().oneshot(1)));
+        callers.push(tokio::spawn(second.clone().oneshot(1)));
+    }
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap(), "value 1 #1");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one inner call for both processes"
+    );
+    assert_eq!(
+        server.command(&["EXISTS", "{cache:}:c:item:1"]),
+        "0",
+        "the claim was given back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
+    let server = RedisServer::start();
+    let lease = Duration::from_millis(300);
+    // The first process claims the fill and never finishes it.
+    let hung = service_fn(|_: u64| std::future::pending::<Result<String, BoxError>>());
+    let first = shared_flight_layer(&server, lease).layer(hung);
+    let stuck = tokio::spawn(first.oneshot(1));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.command(&["EXISTS", "{cache:}:c:item:1"]) != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first process never claimed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let calls = Calls::default();
+    let second = shared_flight_layer(&server, lease).layer(upstream(&calls, Duration::ZERO));
+    let answer = tokio::time::timeout(Duration::from_secs(10), second.oneshot(1))
+        .await
+        .expect("the second process does not wait for ever");
+    assert_eq!(answer.unwrap(), "value 1 #1");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "it took the fill over");
+    stuck.abort();
+}
+
+#[tokio::test]
+async fn with_redis_unreachable_shared_single_flight_still_answers() {
+    let calls = Calls::default();
+    let layer = CacheLayer::new(
+        RedisStore::<String>::connect("redis://127.0.0.1:1", options()).unwrap(),
+        policy(),
+    )
+    .shared_single_flight(Duration::from_secs(5));
+    let stats = layer.stats();
+    let service = layer.layer(upstream(&calls, Duration::ZERO));
+    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
+    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
+    assert!(stats.snapshot().store_errors > 0);
+}

@@ -2,7 +2,8 @@
 
 use cache_core::config::env::{Environment, ProcessEnv};
 use cache_core::{
-    CacheKey, Error, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store, StoreFuture,
+    CacheKey, Error, FillClaim, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store,
+    StoreFuture,
 };
 use cache_memory::MemoryStore;
 use cache_redis::{RedisOptions, RedisStore, REDIS_URL};
@@ -130,6 +131,24 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     type Value = V;
+
+    fn claim_fill(
+        &self,
+        key: &CacheKey,
+        lease: std::time::Duration,
+    ) -> StoreFuture<Result<FillClaim, Error>> {
+        match self {
+            Self::Memory(store) => store.claim_fill(key, lease),
+            Self::Redis(store) => store.claim_fill(key, lease),
+        }
+    }
+
+    fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
+        match self {
+            Self::Memory(store) => store.release_fill(key, token),
+            Self::Redis(store) => store.release_fill(key, token),
+        }
+    }
 
     fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
         match self {

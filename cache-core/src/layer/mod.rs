@@ -59,6 +59,7 @@ pub struct CacheLayer<St, P> {
     store_timeout: Duration,
     timeouts: InnerTimeouts,
     events: Option<Arc<dyn CacheEvents>>,
+    fill_lease: Option<Duration>,
 }
 
 impl<St, P> CacheLayer<St, P> {
@@ -72,6 +73,7 @@ impl<St, P> CacheLayer<St, P> {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             timeouts: InnerTimeouts::default(),
             events: None,
+            fill_lease: None,
         }
     }
 
@@ -117,6 +119,18 @@ impl<St, P> CacheLayer<St, P> {
     #[must_use]
     pub fn events(mut self, events: impl CacheEvents) -> Self {
         self.events = Some(Arc::new(events));
+        self
+    }
+
+    /// Single flight across processes: before calling the inner service for a miss, a process claims the
+    /// key's fill in the store for at most `lease` ([`Store::claim_fill`]); a process that finds the
+    /// claim held waits for the entry the holder stores instead of calling the inner service, and takes
+    /// the fill over if the lease lapses first (the holder died or hung). Nobody waits much past
+    /// `lease`; when the store cannot be asked, the fill goes ahead as with per-process single flight.
+    /// Off by default (and with a zero). Pick a lease longer than a slow inner call.
+    #[must_use]
+    pub fn shared_single_flight(mut self, lease: Duration) -> Self {
+        self.fill_lease = (!lease.is_zero()).then_some(lease);
         self
     }
 
@@ -171,6 +185,7 @@ impl<S, St: Store + Clone, P> Layer<S> for CacheLayer<St, P> {
             events: self.events.clone(),
             store_timeout: (!self.store.bounds_its_operations()).then_some(self.store_timeout),
             timeouts: self.timeouts,
+            fill_lease: self.fill_lease,
         };
         Cache::new(inner, Arc::new(shared), self.enabled)
     }
@@ -186,6 +201,7 @@ impl<St: Clone, P> Clone for CacheLayer<St, P> {
             store_timeout: self.store_timeout,
             timeouts: self.timeouts,
             events: self.events.clone(),
+            fill_lease: self.fill_lease,
         }
     }
 }
@@ -200,6 +216,7 @@ impl<St, P> std::fmt::Debug for CacheLayer<St, P> {
             .field("soft_timeout", &self.timeouts.soft)
             .field("hard_timeout", &self.timeouts.hard)
             .field("events", &self.events.is_some())
+            .field("shared_single_flight", &self.fill_lease)
             .finish()
     }
 }

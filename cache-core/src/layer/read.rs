@@ -7,6 +7,7 @@
 //! and `fall_back` answers a failed fill with a stale value.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -17,7 +18,7 @@ use super::call::call_within;
 use super::shared::Shared;
 use crate::single_flight::{Join, Leader, WaitOutcome};
 use crate::{
-    upstream_error, BoxError, CacheKey, CachePolicy, Error, FillStamp, Lookup, PutEntry,
+    upstream_error, BoxError, CacheKey, CachePolicy, Error, FillClaim, FillStamp, Lookup, PutEntry,
     PutOutcome, SharedError, StaleReason, Store,
 };
 
@@ -293,9 +294,40 @@ where
         }
     }
 
+    /// Fills the key for the flight: with shared single flight, only once this process holds the claim
+    /// on the fill or the process holding it stored its entry (which then answers).
+    async fn fill(
+        self,
+        mut leader: Leader<St::Value>,
+        stamp: Option<FillStamp>,
+    ) -> Result<St::Value, BoxError> {
+        let Some(lease) = self.shared.fill_lease else {
+            return self.call_and_store(leader, stamp).await;
+        };
+        let token = match across_processes(&self.shared, &self.key, lease).await {
+            Across::Answered(value) => {
+                tracing::debug!(cache.key = %self.key, "cache fill of another process answered");
+                leader.publish(Ok(value.clone()));
+                return Ok(value);
+            }
+            Across::Fill { token } => token,
+        };
+        let (shared, key) = (Arc::clone(&self.shared), self.key.clone());
+        let fetched = self.call_and_store(leader, stamp).await;
+        if let Some(token) = token {
+            if let Err(error) = shared
+                .bounded("release", shared.store.release_fill(&key, token))
+                .await
+            {
+                tracing::debug!(cache.key = %key, error = %error, "fill claim not released; its lease will lapse");
+            }
+        }
+        fetched
+    }
+
     /// Calls the inner service, shares the result with the flight's waiters, and stores a successful
     /// value. A failure (an error, or a response the policy calls one) is shared, never stored.
-    async fn fill(
+    async fn call_and_store(
         self,
         mut leader: Leader<St::Value>,
         stamp: Option<FillStamp>,
@@ -348,6 +380,52 @@ where
         drop(leader);
         Ok(value)
     }
+}
+
+/// Claims the fill among the processes sharing the store, or waits for the entry of the process
+/// that holds the claim, up to `lease`: then, or when the store cannot be asked, this process fills.
+async fn across_processes<St: Store, P>(
+    shared: &Shared<St, P>,
+    key: &CacheKey,
+    lease: Duration,
+) -> Across<St::Value> {
+    let deadline = Instant::now() + lease;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match shared
+            .bounded("claim", shared.store.claim_fill(key, lease))
+            .await
+        {
+            Ok(FillClaim::Granted { token }) => return Across::Fill { token: Some(token) },
+            Ok(_held) => {}
+            Err(error) => {
+                shared.store_failed(key, &error);
+                return Across::Fill { token: None };
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            tracing::debug!(cache.key = %key, "cache fill claim still held past its lease; filling");
+            return Across::Fill { token: None };
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
+        if let Ok(Lookup::Hit { value, .. }) = shared.bounded("get", shared.store.get(key)).await {
+            return Across::Answered(value);
+        }
+    }
+}
+
+/// The first and the longest pause between two looks at the entry another process is filling.
+const FIRST_PAUSE: Duration = Duration::from_millis(2);
+const LONGEST_PAUSE: Duration = Duration::from_millis(25);
+
+/// What the other processes sharing the store say of a fill.
+enum Across<V> {
+    /// Fill here; `token` gives the claim back, when this process holds one.
+    Fill { token: Option<u64> },
+    /// The process holding the claim stored this value.
+    Answered(V),
 }
 
 /// The caller's answer from what the fill fetched: a failure (an error, or a response the policy calls a

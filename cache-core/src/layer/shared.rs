@@ -14,6 +14,8 @@ pub(crate) struct Shared<St: Store, P> {
     /// `None` when the store bounds its own operations.
     pub(crate) store_timeout: Option<Duration>,
     pub(crate) timeouts: InnerTimeouts,
+    /// With shared single flight, how long a process's claim on a fill lasts.
+    pub(crate) fill_lease: Option<Duration>,
 }
 
 /// Limits on the inner call of a cacheable read.

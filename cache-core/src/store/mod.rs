@@ -102,6 +102,19 @@ pub struct PutEntry<V> {
     pub stamp: Option<FillStamp>,
 }
 
+/// The answer of [`Store::claim_fill`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FillClaim {
+    /// This process fills the key; `token` gives the claim back ([`Store::release_fill`]).
+    Granted {
+        /// Names this claim to the store.
+        token: u64,
+    },
+    /// Another process is filling the key: its entry will appear, or its lease lapse.
+    Held,
+}
+
 /// What [`Store::put`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -168,6 +181,22 @@ pub trait Store: Invalidate {
         entry: PutEntry<Self::Value>,
     ) -> StoreFuture<Result<PutOutcome, Error>>;
 
+    /// Claims the fill of `key` among every process sharing this store, for at most `lease`: the layer
+    /// asks before calling the inner service when shared single flight is on
+    /// ([`CacheLayer::shared_single_flight`](crate::CacheLayer::shared_single_flight)). A store shared by
+    /// nobody grants every claim, which is the default.
+    fn claim_fill(&self, key: &CacheKey, lease: Duration) -> StoreFuture<Result<FillClaim, Error>> {
+        let _ = (key, lease);
+        StoreFuture::ready(Ok(FillClaim::Granted { token: 0 }))
+    }
+
+    /// Gives a granted claim back once its fill is stored or failed, so a waiting process need not
+    /// wait out the lease. A claim no longer held (its lease lapsed, another took it) is left alone.
+    fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
+        let _ = (key, token);
+        StoreFuture::ready(Ok(()))
+    }
+
     /// Whether `key`, or one of `tags`, was invalidated or updated after `stamp`, as far as this store
     /// knows without asking anyone. The layer asks when a caller whose own lookup returned a later
     /// stamp than a running fill's would take that fill's value: knowing every invalidation up to that
@@ -201,6 +230,14 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
 
     fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
         (**self).invalidated_since(key, tags, stamp)
+    }
+
+    fn claim_fill(&self, key: &CacheKey, lease: Duration) -> StoreFuture<Result<FillClaim, Error>> {
+        (**self).claim_fill(key, lease)
+    }
+
+    fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
+        (**self).release_fill(key, token)
     }
 
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<T::Value>, Error>> {
