@@ -128,6 +128,10 @@ impl<St, P> CacheLayer<St, P> {
     /// the fill over if the lease lapses first (the holder died or hung). Nobody waits much past
     /// `lease`; when the store cannot be asked, the fill goes ahead as with per-process single flight.
     /// Off by default (and with a zero). Pick a lease longer than a slow inner call.
+    ///
+    /// Only stored answers are shared: when the holder's answer is not stored (an error, a failure, a
+    /// TTL of zero), it gives the claim back and a waiting process calls the inner service itself. The
+    /// wait is bounded by the lease, not by [`hard_timeout`](Self::hard_timeout), which bounds the call.
     #[must_use]
     pub fn shared_single_flight(mut self, lease: Duration) -> Self {
         self.fill_lease = (!lease.is_zero()).then_some(lease);
