@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use tokio::sync::watch;
 
@@ -29,6 +29,7 @@ type Slot<V> = Option<Result<V, SharedError>>;
 struct Flight<V> {
     stamp: Option<FillStamp>,
     receiver: watch::Receiver<Slot<V>>,
+    tags: FlightTags,
 }
 
 /// The in-flight calls, by key.
@@ -92,11 +93,18 @@ impl<V> SingleFlight<V> {
 impl<V: Clone> SingleFlight<V> {
     /// Joins the flight of `key`, or starts it. `stamp` is what the caller's lookup returned (`None` when
     /// the store could not be asked): a flight started from an older stamp is joined, and the waiter
-    /// says so; a flight whose stamp and the caller's cannot be compared (one is `None`) is replaced.
-    pub(crate) fn join(self: &Arc<Self>, key: &str, stamp: Option<FillStamp>) -> Join<V> {
+    /// says so; a flight whose stamp and the caller's cannot be compared (one is `None`) is replaced, as
+    /// is one the caller already found outdated (`rejected`: a flight started at or before it).
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        key: &str,
+        stamp: Option<FillStamp>,
+        rejected: Option<FillStamp>,
+    ) -> Join<V> {
         let mut flights = self.lock();
         if let Some(flight) = flights.get(key) {
             let joined = match (flight.stamp, stamp) {
+                (Some(started), _) if rejected.is_some_and(|rejected| started <= rejected) => None,
                 (Some(started), Some(now)) => Some((now > started).then_some(started)),
                 // Without a stamp the caller cannot tell whether the flight predates an invalidation it
                 // must honour: only flights as blind as itself are safe to join.
@@ -107,6 +115,7 @@ impl<V: Clone> SingleFlight<V> {
                 return Join::Waiter(Waiter {
                     receiver: flight.receiver.clone(),
                     started_before_me,
+                    tags: Arc::clone(&flight.tags),
                 });
             }
         }
@@ -139,7 +148,15 @@ impl<V> SingleFlight<V> {
         stamp: Option<FillStamp>,
     ) -> Leader<V> {
         let (sender, receiver) = watch::channel(None);
-        flights.insert(key.to_owned(), Flight { stamp, receiver });
+        let tags = Arc::default();
+        flights.insert(
+            key.to_owned(),
+            Flight {
+                stamp,
+                receiver,
+                tags,
+            },
+        );
         Leader {
             flights: Arc::clone(self),
             key: key.to_owned(),
@@ -200,6 +217,7 @@ impl<V> fmt::Debug for Leader<V> {
 pub(crate) struct Waiter<V> {
     receiver: watch::Receiver<Slot<V>>,
     started_before_me: Option<FillStamp>,
+    tags: FlightTags,
 }
 
 impl<V> Waiter<V> {
@@ -208,7 +226,15 @@ impl<V> Waiter<V> {
     pub(crate) fn started_before_me(&self) -> Option<FillStamp> {
         self.started_before_me
     }
+
+    /// The tags of the flight's value, worked out once by the first waiter that needs them.
+    pub(crate) fn tags(&self) -> FlightTags {
+        Arc::clone(&self.tags)
+    }
 }
+
+/// The tags of a flight's value, shared by its waiters.
+pub(crate) type FlightTags = Arc<OnceLock<Vec<String>>>;
 
 impl<V: Clone> Waiter<V> {
     /// Waits for the leader's result.
@@ -244,10 +270,10 @@ mod tests {
             .unwrap()
             .block_on(async {
                 let flights = Arc::new(SingleFlight::<u32>::new());
-                let Join::Leader(mut leader) = flights.join("answer", None) else {
+                let Join::Leader(mut leader) = flights.join("answer", None, None) else {
                     unreachable!()
                 };
-                let Join::Waiter(waiter) = flights.join("answer", None) else {
+                let Join::Waiter(waiter) = flights.join("answer", None, None) else {
                     unreachable!()
                 };
                 leader.publish(Ok(42));

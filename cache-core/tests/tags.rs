@@ -202,6 +202,12 @@ async fn unrelated_invalidations_do_not_split_a_flight() {
         assert_eq!(caller.await.unwrap().unwrap(), "value 4 #1");
     }
     assert_eq!(upstream.calls(), 1, "one inner call for all 21 callers");
+    let stats = service.stats().snapshot();
+    assert_eq!(
+        (stats.dedupes, stats.hits),
+        (20, 0),
+        "the flight's value answered them: none looked the entry up again"
+    );
     assert_eq!(
         service.clone().oneshot(4).await.unwrap(),
         "value 4 #1",

@@ -70,8 +70,9 @@ where
     St: Store<Value = CachedResponse> + Clone,
 {
     /// A cache of `policy`'s reads in `store`, enabled, with single flight across every process that
-    /// shares the store ([`DEFAULT_FILL_LEASE`]; [`CacheLayer::shared_single_flight`]): on Redis, one
-    /// call to Discord per key for all instances of the bot and the dashboard.
+    /// shares the store ([`DEFAULT_FILL_LEASE`]; [`CacheLayer::shared_single_flight`]): on Redis, the
+    /// instances of the bot and the dashboard wait for one another's answer instead of each calling
+    /// Discord (answers that are not stored, such as errors, are not shared).
     pub fn new(store: St, policy: DiscordPolicy) -> Self {
         let policy = Arc::new(policy);
         let layer =

@@ -126,6 +126,23 @@ return at
     )
 });
 
+/// Claims the fill of a key for a lease, unless another token holds it.
+///
+/// KEYS: the claim. ARGV: the caller's token, the lease in ms. Returns 1 when the caller holds the claim
+/// (newly, or still: its lease is renewed), 0 when another token does.
+pub(crate) static CLAIM_FILL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
 /// Gives a fill claim back if it is still the caller's.
 ///
 /// KEYS: the claim. ARGV: the caller's token. Returns 1 when released, 0 when the claim had lapsed or

@@ -472,20 +472,22 @@ impl<C: Codec> Inner<C> {
         .await
     }
 
-    async fn claim_fill(&self, claim: String, lease: Duration) -> Result<FillClaim, Error> {
-        let token = claim_token();
+    async fn claim_fill(
+        &self,
+        claim: String,
+        token: u64,
+        lease: Duration,
+    ) -> Result<FillClaim, Error> {
         self.run("claim", true, |mut checkout| async move {
-            let set = redis::cmd("SET")
-                .arg(&claim)
+            let claimed = scripts::CLAIM_FILL
+                .key(&claim)
                 .arg(token)
-                .arg("NX")
-                .arg("PX")
                 .arg(ttl_millis(lease))
-                .query_async::<Option<String>>(&mut checkout.connection)
+                .invoke_async::<i64>(&mut checkout.connection)
                 .await;
-            let claimed = match set {
-                Ok(Some(_ok)) => Ok(FillClaim::Granted { token }),
-                Ok(None) => Ok(FillClaim::Held),
+            let claimed = match claimed {
+                Ok(1) => Ok(FillClaim::Granted),
+                Ok(_) => Ok(FillClaim::Held),
                 Err(error) => Err(OpError::from(error)),
             };
             (checkout, claimed)
@@ -493,8 +495,9 @@ impl<C: Codec> Inner<C> {
         .await
     }
 
+    /// Never fails fast: a claim left behind makes other processes wait for its lease.
     async fn release_fill(&self, claim: String, token: u64) -> Result<(), Error> {
-        self.run("release", true, |mut checkout| async move {
+        self.run("release", false, |mut checkout| async move {
             let released = scripts::RELEASE_FILL
                 .key(&claim)
                 .arg(token)
@@ -593,21 +596,6 @@ impl<C: Codec> Inner<C> {
 
 type RedisResult<T> = Result<T, RedisError>;
 
-/// A token no other claim of this or another process is likely to hold: a per-process random seed
-/// (std's hasher keys are random) plus a counter.
-fn claim_token() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
-        std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish()
-    });
-    SEED.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
-        .max(1)
-}
-
 /// Longest TTL written to Redis: a hundred years, far inside what `PX` accepts.
 const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
@@ -686,11 +674,17 @@ where
 {
     type Value = V;
 
-    /// `SET {prefix}:c:<key> <token> NX PX <lease>`: one round trip.
-    fn claim_fill(&self, key: &CacheKey, lease: Duration) -> StoreFuture<Result<FillClaim, Error>> {
+    /// One script: `SET {prefix}:c:<key> <token> NX PX <lease>`, or granted again to the token that
+    /// holds it.
+    fn claim_fill(
+        &self,
+        key: &CacheKey,
+        token: u64,
+        lease: Duration,
+    ) -> StoreFuture<Result<FillClaim, Error>> {
         let inner = Arc::clone(&self.inner);
         let claim = inner.keys.claim(key);
-        StoreFuture::pending(async move { inner.claim_fill(claim, lease).await })
+        StoreFuture::pending(async move { inner.claim_fill(claim, token, lease).await })
     }
 
     fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {

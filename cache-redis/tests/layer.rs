@@ -343,14 +343,44 @@ async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
 #[tokio::test]
 async fn with_redis_unreachable_shared_single_flight_still_answers() {
     let calls = Calls::default();
+    // A lease far longer than the guard below: answering must not wait for it.
     let layer = CacheLayer::new(
         RedisStore::<String>::connect("redis://127.0.0.1:1", options()).unwrap(),
         policy(),
     )
-    .shared_single_flight(Duration::from_secs(5));
+    .shared_single_flight(Duration::from_secs(60));
     let stats = layer.stats();
     let service = layer.layer(upstream(&calls, Duration::ZERO));
-    assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
-    assert_eq!(service.oneshot(1).await.unwrap(), "value 1 #2");
+    let answers = tokio::time::timeout(Duration::from_secs(20), async {
+        let first = service.clone().oneshot(1).await.unwrap();
+        let second = service.oneshot(1).await.unwrap();
+        (first, second)
+    })
+    .await
+    .expect("answered without waiting for the lease");
+    assert_eq!(answers, ("value 1 #1".to_owned(), "value 1 #2".to_owned()));
     assert!(stats.snapshot().store_errors > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_fill_gives_its_claim_back() {
+    let server = RedisServer::start();
+    // A lease far longer than the guard below: only the give-back can clear the claim in time.
+    let hung = service_fn(|_: u64| std::future::pending::<Result<String, BoxError>>());
+    let layer = shared_flight_layer(&server, Duration::from_secs(60)).layer(hung);
+    let caller = tokio::spawn(layer.oneshot(1));
+    let claimed = |server: &RedisServer| server.command(&["EXISTS", "{cache:}:c:item:1"]) == "1";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !claimed(&server) {
+        assert!(std::time::Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    caller.abort();
+    while claimed(&server) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim outlived its cancelled fill"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

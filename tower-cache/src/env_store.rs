@@ -135,11 +135,12 @@ where
     fn claim_fill(
         &self,
         key: &CacheKey,
+        token: u64,
         lease: std::time::Duration,
     ) -> StoreFuture<Result<FillClaim, Error>> {
         match self {
-            Self::Memory(store) => store.claim_fill(key, lease),
-            Self::Redis(store) => store.claim_fill(key, lease),
+            Self::Memory(store) => store.claim_fill(key, token, lease),
+            Self::Redis(store) => store.claim_fill(key, token, lease),
         }
     }
 

@@ -130,8 +130,11 @@ impl<St, P> CacheLayer<St, P> {
     /// Off by default (and with a zero). Pick a lease longer than a slow inner call.
     ///
     /// Only stored answers are shared: when the holder's answer is not stored (an error, a failure, a
-    /// TTL of zero), it gives the claim back and a waiting process calls the inner service itself. The
-    /// wait is bounded by the lease, not by [`hard_timeout`](Self::hard_timeout), which bounds the call.
+    /// TTL of zero, a put superseded by an invalidation or failed), it gives the claim back and a
+    /// waiting process calls the inner service itself; so does a holder whose call was cancelled. The
+    /// wait is bounded by the lease (plus a store operation or two), not by
+    /// [`hard_timeout`](Self::hard_timeout), which bounds the call. A caller answered by another
+    /// process's fill counts as a miss.
     #[must_use]
     pub fn shared_single_flight(mut self, lease: Duration) -> Self {
         self.fill_lease = (!lease.is_zero()).then_some(lease);

@@ -15,11 +15,11 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use super::call::call_within;
-use super::shared::Shared;
-use crate::single_flight::{Join, Leader, WaitOutcome};
+use super::shared::{bounded, Shared};
+use crate::single_flight::{FlightTags, Join, Leader, WaitOutcome};
 use crate::{
     upstream_error, BoxError, CacheKey, CachePolicy, Error, FillClaim, FillStamp, Lookup, PutEntry,
-    PutOutcome, SharedError, StaleReason, Store,
+    PutOutcome, SharedError, StaleReason, Store, StoreFuture,
 };
 
 /// What the read path needs of the inner service, said once: a `Send + 'static` service answering with
@@ -136,6 +136,9 @@ where
             .soft
             .and_then(|soft| Instant::now().checked_add(soft));
         let mut found = found;
+        // A flight this caller found outdated: it is never joined again (its value would not do).
+        let mut rejected = None;
+        let mut counted = false;
         loop {
             let (stamp, fallback) = match found {
                 Found::Fresh(value) => return Ok(value),
@@ -144,14 +147,18 @@ where
             };
             let shared = &self.shared;
             let key = &self.key;
-            let waiter = match shared.flights.join(key, stamp) {
+            let waiter = match shared.flights.join(key, stamp, rejected) {
                 Join::Leader(leader) => {
                     return self.lead(leader, stamp, fallback, soft_deadline).await
                 }
                 Join::Waiter(waiter) => waiter,
             };
-            shared.dedupe(key);
+            if !counted {
+                shared.dedupe(key);
+                counted = true;
+            }
             let started_before_me = waiter.started_before_me();
+            let flight_tags = started_before_me.map(|_| waiter.tags());
             let outcome = match soft_deadline.filter(|_| fallback.is_some()) {
                 Some(deadline) => match tokio::time::timeout_at(deadline, waiter.wait()).await {
                     Ok(outcome) => outcome,
@@ -164,9 +171,12 @@ where
             };
             let fetched = match outcome {
                 WaitOutcome::Value(value)
-                    if started_before_me.is_some_and(|started| self.outdated(&value, started)) =>
+                    if started_before_me
+                        .zip(flight_tags.as_ref())
+                        .is_some_and(|(started, tags)| self.outdated(&value, started, tags)) =>
                 {
                     tracing::debug!(cache.key = %key, "cache flight predates an invalidation of its value; fetching again");
+                    rejected = started_before_me;
                     let lookup = shared.bounded("get", shared.store.get(key)).await;
                     found = Found::classify(shared, key, lookup);
                     continue;
@@ -185,16 +195,15 @@ where
     }
 
     /// Whether `value`, fetched by a flight that started at `started` (before this caller's lookup), was
-    /// invalidated since: its key or one of the tags it is stored with. A failure is shared as it is.
-    fn outdated(&self, value: &St::Value, started: FillStamp) -> bool {
+    /// invalidated since: its key or one of the tags it is stored with (worked out once per flight). A
+    /// failure is shared as it is.
+    fn outdated(&self, value: &St::Value, started: FillStamp, tags: &FlightTags) -> bool {
         let shared = &self.shared;
         if shared.policy.is_failure(value) {
             return false;
         }
-        let plan = shared.policy.fill(&self.key, &self.read, value);
-        shared
-            .store
-            .invalidated_since(&self.key, &plan.tags, started)
+        let tags = tags.get_or_init(|| shared.policy.fill(&self.key, &self.read, value).tags);
+        shared.store.invalidated_since(&self.key, tags, started)
     }
 
     /// Answers with a stale `value` and refreshes the key in the background, unless a fill or refresh of
@@ -304,24 +313,15 @@ where
         let Some(lease) = self.shared.fill_lease else {
             return self.call_and_store(leader, stamp).await;
         };
-        let token = match across_processes(&self.shared, &self.key, lease).await {
-            Across::Answered(value) => {
-                tracing::debug!(cache.key = %self.key, "cache fill of another process answered");
-                leader.publish(Ok(value.clone()));
-                return Ok(value);
-            }
-            Across::Fill { token } => token,
-        };
-        let (shared, key) = (Arc::clone(&self.shared), self.key.clone());
-        let fetched = self.call_and_store(leader, stamp).await;
-        if let Some(token) = token {
-            if let Err(error) = shared
-                .bounded("release", shared.store.release_fill(&key, token))
-                .await
-            {
-                tracing::debug!(cache.key = %key, error = %error, "fill claim not released; its lease will lapse");
-            }
+        // Whatever becomes of this future (cancelled, panicking), the claim is given back.
+        let claim = Claim::new(Arc::clone(&self.shared), self.key.clone());
+        if let Some(value) = claim.wait_for_turn(lease).await {
+            tracing::debug!(cache.key = %self.key, "cache fill of another process answered");
+            leader.publish(Ok(value.clone()));
+            return Ok(value);
         }
+        let fetched = self.call_and_store(leader, stamp).await;
+        claim.release().await;
         fetched
     }
 
@@ -382,51 +382,120 @@ where
     }
 }
 
-/// Claims the fill among the processes sharing the store, or waits for the entry of the process
-/// that holds the claim, up to `lease`: then, or when the store cannot be asked, this process fills.
-async fn across_processes<St: Store, P>(
-    shared: &Shared<St, P>,
-    key: &CacheKey,
-    lease: Duration,
-) -> Across<St::Value> {
-    let deadline = Instant::now() + lease;
-    let mut pause = FIRST_PAUSE;
-    loop {
-        match shared
-            .bounded("claim", shared.store.claim_fill(key, lease))
-            .await
-        {
-            Ok(FillClaim::Granted { token }) => return Across::Fill { token: Some(token) },
-            Ok(_held) => {}
-            Err(error) => {
-                shared.store_failed(key, &error);
-                return Across::Fill { token: None };
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            tracing::debug!(cache.key = %key, "cache fill claim still held past its lease; filling");
-            return Across::Fill { token: None };
-        }
-        tokio::time::sleep(pause.min(deadline - now)).await;
-        pause = (pause * 2).min(LONGEST_PAUSE);
-        if let Ok(Lookup::Hit { value, .. }) = shared.bounded("get", shared.store.get(key)).await {
-            return Across::Answered(value);
+/// This process's claim on filling a key across the processes sharing the store. Dropped without
+/// [`release`](Self::release) (the fill was cancelled or panicked), it gives the claim back from a task
+/// of its own, so nobody waits out the lease for a fill that will never come.
+struct Claim<St: Store, P> {
+    shared: Arc<Shared<St, P>>,
+    key: CacheKey,
+    token: u64,
+    released: bool,
+}
+
+impl<St: Store, P> Claim<St, P> {
+    fn new(shared: Arc<Shared<St, P>>, key: CacheKey) -> Self {
+        Self {
+            shared,
+            key,
+            token: claim_token(),
+            released: false,
         }
     }
+
+    /// Claims the fill, or waits for the entry of the process that holds the claim, up to `lease`:
+    /// `None` when this process is to fill (it holds the claim, the lease was outlasted, or the store
+    /// cannot be asked), the other process's value when its entry appeared.
+    async fn wait_for_turn(&self, lease: Duration) -> Option<St::Value> {
+        let (shared, key) = (&self.shared, &self.key);
+        let deadline = Instant::now().checked_add(lease);
+        let mut pause = FIRST_PAUSE;
+        let mut waited = false;
+        loop {
+            let claim = shared.store.claim_fill(key, self.token, lease);
+            match shared.bounded("claim", claim).await {
+                // Granted after waiting: the holder may have stored its entry and let go just now.
+                Ok(FillClaim::Granted) if waited => return self.entry().await,
+                Ok(FillClaim::Granted) => return None,
+                Ok(_held) => {}
+                Err(error) => {
+                    shared.store_failed(key, &error);
+                    return None;
+                }
+            }
+            let now = Instant::now();
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(now));
+            if left.is_some_and(|left| left.is_zero()) {
+                tracing::debug!(cache.key = %key, "cache fill claim still held past its lease; filling");
+                return None;
+            }
+            tokio::time::sleep(left.map_or(pause, |left| pause.min(left))).await;
+            pause = (pause * 2).min(LONGEST_PAUSE);
+            waited = true;
+            if let Some(value) = self.entry().await {
+                return Some(value);
+            }
+        }
+    }
+
+    /// The key's entry, if it is there.
+    async fn entry(&self) -> Option<St::Value> {
+        match self
+            .shared
+            .bounded("get", self.shared.store.get(&self.key))
+            .await
+        {
+            Ok(Lookup::Hit { value, .. }) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Gives the claim back (if this process still holds it: the store compares the token).
+    async fn release(mut self) {
+        self.released = true;
+        let release = self.shared.store.release_fill(&self.key, self.token);
+        if let Err(error) = self.shared.bounded("release", release).await {
+            tracing::debug!(cache.key = %self.key, error = %error, "fill claim not released; its lease will lapse");
+        }
+    }
+}
+
+impl<St: Store, P> Drop for Claim<St, P> {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let release = self.shared.store.release_fill(&self.key, self.token);
+        if let StoreFuture::Ready(_) = release {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match self.shared.store_timeout {
+            Some(timeout) => drop(runtime.spawn(bounded("release", release, timeout))),
+            None => drop(runtime.spawn(release)),
+        }
+    }
+}
+
+/// A token no other claim of this or another process is likely to hold: a per-process random seed
+/// (std's hasher keys are random) plus a counter.
+fn claim_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::LazyLock;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEED: LazyLock<u64> = LazyLock::new(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    SEED.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// The first and the longest pause between two looks at the entry another process is filling.
 const FIRST_PAUSE: Duration = Duration::from_millis(2);
 const LONGEST_PAUSE: Duration = Duration::from_millis(25);
-
-/// What the other processes sharing the store say of a fill.
-enum Across<V> {
-    /// Fill here; `token` gives the claim back, when this process holds one.
-    Fill { token: Option<u64> },
-    /// The process holding the claim stored this value.
-    Answered(V),
-}
 
 /// The caller's answer from what the fill fetched: a failure (an error, or a response the policy calls a
 /// failure) is answered with the stale value when there is one.

@@ -106,11 +106,8 @@ pub struct PutEntry<V> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FillClaim {
-    /// This process fills the key; `token` gives the claim back ([`Store::release_fill`]).
-    Granted {
-        /// Names this claim to the store.
-        token: u64,
-    },
+    /// The caller fills the key, and gives the claim back with its token ([`Store::release_fill`]).
+    Granted,
     /// Another process is filling the key: its entry will appear, or its lease lapse.
     Held,
 }
@@ -181,17 +178,24 @@ pub trait Store: Invalidate {
         entry: PutEntry<Self::Value>,
     ) -> StoreFuture<Result<PutOutcome, Error>>;
 
-    /// Claims the fill of `key` among every process sharing this store, for at most `lease`: the layer
-    /// asks before calling the inner service when shared single flight is on
+    /// Claims the fill of `key` among every process sharing this store, for at most `lease`, under the
+    /// caller's `token` (claiming again with the token one holds grants it again): the layer asks
+    /// before calling the inner service when shared single flight is on
     /// ([`CacheLayer::shared_single_flight`](crate::CacheLayer::shared_single_flight)). A store shared by
     /// nobody grants every claim, which is the default.
-    fn claim_fill(&self, key: &CacheKey, lease: Duration) -> StoreFuture<Result<FillClaim, Error>> {
-        let _ = (key, lease);
-        StoreFuture::ready(Ok(FillClaim::Granted { token: 0 }))
+    fn claim_fill(
+        &self,
+        key: &CacheKey,
+        token: u64,
+        lease: Duration,
+    ) -> StoreFuture<Result<FillClaim, Error>> {
+        let _ = (key, token, lease);
+        StoreFuture::ready(Ok(FillClaim::Granted))
     }
 
-    /// Gives a granted claim back once its fill is stored or failed, so a waiting process need not
-    /// wait out the lease. A claim no longer held (its lease lapsed, another took it) is left alone.
+    /// Gives the claim `token` back once its fill is stored, superseded or failed, or was given up, so
+    /// a waiting process need not wait out the lease. A claim the token no longer holds (its lease
+    /// lapsed, another took it) is left alone.
     fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
         let _ = (key, token);
         StoreFuture::ready(Ok(()))
@@ -232,8 +236,13 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
         (**self).invalidated_since(key, tags, stamp)
     }
 
-    fn claim_fill(&self, key: &CacheKey, lease: Duration) -> StoreFuture<Result<FillClaim, Error>> {
-        (**self).claim_fill(key, lease)
+    fn claim_fill(
+        &self,
+        key: &CacheKey,
+        token: u64,
+        lease: Duration,
+    ) -> StoreFuture<Result<FillClaim, Error>> {
+        (**self).claim_fill(key, token, lease)
     }
 
     fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
