@@ -29,7 +29,8 @@ type Slot<V> = Option<Result<V, SharedError>>;
 struct Flight<V> {
     stamp: Option<FillStamp>,
     receiver: watch::Receiver<Slot<V>>,
-    tags: FlightTags,
+    /// Made when a caller newer than the flight joins it.
+    tags: Option<FlightTags>,
 }
 
 /// The in-flight calls, by key.
@@ -102,7 +103,7 @@ impl<V: Clone> SingleFlight<V> {
         rejected: Option<FillStamp>,
     ) -> Join<V> {
         let mut flights = self.lock();
-        if let Some(flight) = flights.get(key) {
+        if let Some(flight) = flights.get_mut(key) {
             let joined = match (flight.stamp, stamp) {
                 (Some(started), _) if rejected.is_some_and(|rejected| started <= rejected) => None,
                 (Some(started), Some(now)) => Some((now > started).then_some(started)),
@@ -112,10 +113,13 @@ impl<V: Clone> SingleFlight<V> {
                 (Some(_), None) | (None, Some(_)) => None,
             };
             if let Some(started_before_me) = joined {
+                // Only a caller newer than the flight needs its tags: the flight's leader never pays.
+                let tags =
+                    started_before_me.map(|_| Arc::clone(flight.tags.get_or_insert_default()));
                 return Join::Waiter(Waiter {
                     receiver: flight.receiver.clone(),
                     started_before_me,
-                    tags: Arc::clone(&flight.tags),
+                    tags,
                 });
             }
         }
@@ -148,13 +152,12 @@ impl<V> SingleFlight<V> {
         stamp: Option<FillStamp>,
     ) -> Leader<V> {
         let (sender, receiver) = watch::channel(None);
-        let tags = Arc::default();
         flights.insert(
             key.to_owned(),
             Flight {
                 stamp,
                 receiver,
-                tags,
+                tags: None,
             },
         );
         Leader {
@@ -217,7 +220,7 @@ impl<V> fmt::Debug for Leader<V> {
 pub(crate) struct Waiter<V> {
     receiver: watch::Receiver<Slot<V>>,
     started_before_me: Option<FillStamp>,
-    tags: FlightTags,
+    tags: Option<FlightTags>,
 }
 
 impl<V> Waiter<V> {
@@ -227,9 +230,10 @@ impl<V> Waiter<V> {
         self.started_before_me
     }
 
-    /// The tags of the flight's value, worked out once by the first waiter that needs them.
-    pub(crate) fn tags(&self) -> FlightTags {
-        Arc::clone(&self.tags)
+    /// The tags of the flight's value, worked out once by the first waiter that needs them: there for
+    /// a waiter the flight [`started_before`](Self::started_before_me).
+    pub(crate) fn tags(&self) -> Option<FlightTags> {
+        self.tags.clone()
     }
 }
 

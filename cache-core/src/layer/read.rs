@@ -158,7 +158,7 @@ where
                 counted = true;
             }
             let started_before_me = waiter.started_before_me();
-            let flight_tags = started_before_me.map(|_| waiter.tags());
+            let flight_tags = waiter.tags();
             let outcome = match soft_deadline.filter(|_| fallback.is_some()) {
                 Some(deadline) => match tokio::time::timeout_at(deadline, waiter.wait()).await {
                     Ok(outcome) => outcome,
@@ -307,12 +307,23 @@ where
     /// on the fill or the process holding it stored its entry (which then answers).
     async fn fill(
         self,
-        mut leader: Leader<St::Value>,
+        leader: Leader<St::Value>,
         stamp: Option<FillStamp>,
     ) -> Result<St::Value, BoxError> {
-        let Some(lease) = self.shared.fill_lease else {
-            return self.call_and_store(leader, stamp).await;
-        };
+        match self.shared.fill_lease {
+            None => self.call_and_store(leader, stamp).await,
+            // Boxed: the common fill's future stays as small as it was.
+            Some(lease) => Box::pin(self.fill_shared(leader, stamp, lease)).await,
+        }
+    }
+
+    /// [`fill`](Self::fill) with shared single flight.
+    async fn fill_shared(
+        self,
+        mut leader: Leader<St::Value>,
+        stamp: Option<FillStamp>,
+        lease: Duration,
+    ) -> Result<St::Value, BoxError> {
         // Whatever becomes of this future (cancelled, panicking), the claim is given back.
         let claim = Claim::new(Arc::clone(&self.shared), self.key.clone());
         if let Some(value) = claim.wait_for_turn(lease).await {
