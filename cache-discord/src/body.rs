@@ -1,4 +1,5 @@
-//! [`DiscordBody`]: the body of every answer of [`DiscordCacheService`](crate::DiscordCacheService).
+//! [`DiscordBody`]: the body of every answer of [`DiscordCacheService`](crate::DiscordCacheService) and
+//! of every request [`DiscordRateLimit`](crate::DiscordRateLimit) sends.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,8 +10,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 
-/// A response body: the bytes of a cached or buffered answer, or the upstream's own body, streamed
-/// untouched, for requests the cache does not handle.
+/// A body known in full (a cached or buffered answer, a small request body kept for a retry), or
+/// another body streamed untouched (answers the cache does not handle, large uploads).
 pub struct DiscordBody {
     kind: Kind,
 }

@@ -157,6 +157,7 @@ pub mod channel_index;
 pub mod credential;
 pub mod gateway;
 pub mod keys;
+pub mod ratelimit;
 pub mod route;
 
 mod body;
@@ -177,6 +178,7 @@ pub use credential::{Credential, UserKey};
 pub use error::Error;
 pub use layer::{DiscordCacheLayer, DEFAULT_FILL_LEASE};
 pub use policy::{DiscordPolicy, DiscordRead, DiscordWrite};
+pub use ratelimit::{DiscordRateLimit, DiscordRateLimitLayer, RateLimitConfig, RateLimitError};
 pub use response::{is_kept_header, CachedResponse};
 pub use route::{Route, RouteQuery, Snowflake};
 pub use service::{DiscordCacheService, DiscordResponseFuture};

@@ -11,11 +11,14 @@
 //! | `{prefix}:inv` | sorted set, capped | `t:<tag>` / `k:<key>` scored by the clock value of their last invalidation |
 //! | `{prefix}:floor` | integer | entries stamped before it are gone (set by `clear` and by trimming `inv`) |
 //! | `{prefix}:c:<key>` | string, with the lease as TTL | the token of the process filling `<key>` (shared single flight) |
+//! | `{prefix}:rl:...` | lists and strings with TTLs | another component's state through [`RedisScripts`](crate::RedisScripts) (the Discord rate limiter); never scanned by `clear` |
 
 use cache_core::CacheKey;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
+    /// `{prefix}:`, which every key starts with.
+    pub(crate) base: String,
     entry_prefix: String,
     claim_prefix: String,
     pub(crate) epoch: String,
@@ -28,6 +31,7 @@ impl Keys {
     pub(crate) fn new(prefix: &str) -> Self {
         let base = format!("{{{prefix}}}:");
         Self {
+            base: base.clone(),
             entry_prefix: format!("{base}e:"),
             claim_prefix: format!("{base}c:"),
             epoch: format!("{base}epoch"),

@@ -85,6 +85,7 @@ mod connection;
 mod keys;
 mod options;
 mod scripts;
+mod scripts_api;
 mod server_clock;
 mod store;
 mod tracking;
@@ -96,7 +97,10 @@ pub use options::{
     CACHE_REDIS_TLS_CA_FILE, DEFAULT_INVALIDATION_RECORDS, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT,
     REDIS_URL,
 };
+pub use scripts_api::RedisScripts;
 pub use store::RedisStore;
 
 /// bb8-redis, re-exported for [`RedisStore::from_pool`].
 pub use bb8_redis;
+/// redis-rs, re-exported for [`RedisScripts`] (`redis::Script`).
+pub use redis;

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use cache_core::{
     CacheKey, Error, FillClaim, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store,
     StoreFuture,
 };
-use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisError};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisError, ScriptInvocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
 use crate::options::{redact, RedisOptions, REDIS_URL};
 use crate::scripts;
+use crate::scripts_api::{RedisScripts, RunScript};
 use crate::server_clock::ServerClock;
 use crate::tracking::Tracking;
 use crate::view::View;
@@ -154,14 +156,44 @@ impl<V, C: Codec> RedisStore<V, C> {
     /// # Errors
     /// The store error (refused, timed out) that a request would have counted.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.inner
-            .run("ping", false, |mut checkout| async move {
+        self.inner.ping().await
+    }
+
+    /// A handle running other components' Lua scripts on this store's connections, under its timeout
+    /// and key prefix.
+    pub fn scripts(&self) -> RedisScripts
+    where
+        C: 'static,
+    {
+        RedisScripts::new(self.inner.clone(), &self.inner.keys.base)
+    }
+}
+
+impl<C: Codec> Inner<C> {
+    async fn ping(&self) -> Result<(), Error> {
+        self.run("ping", false, |mut checkout| async move {
                 let pong = redis::cmd("PING")
                     .query_async::<()>(&mut checkout.connection)
                     .await;
                 (checkout, pong.map_err(OpError::from))
             })
             .await
+    }
+}
+
+impl<C: Codec + 'static> RunScript for Inner<C> {
+    /// Scripts fail fast while the circuit is open: their callers have a fallback.
+    fn run_script<'a>(
+        &'a self,
+        operation: &'static str,
+        invocation: &'a ScriptInvocation<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<redis::Value, Error>> + Send + 'a>> {
+        Box::pin(self.run(operation, true, move |mut checkout| async move {
+            let value = invocation
+                .invoke_async::<redis::Value>(&mut checkout.connection)
+                .await;
+            (checkout, value.map_err(OpError::from))
+        }))
     }
 }
 

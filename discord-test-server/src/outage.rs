@@ -33,6 +33,12 @@ pub enum Outage {
         /// The wait every answer announces.
         retry_after: Duration,
     },
+    /// `429` from the CDN in front of Discord (Cloudflare), as when an IP sends too many invalid
+    /// requests: an HTML body, no `X-RateLimit-*` headers, and `Retry-After` (whole seconds) when set.
+    Cloudflare {
+        /// The wait announced in `Retry-After`, if any.
+        retry_after: Option<Duration>,
+    },
     /// This status (a 5xx: 500, 502, 503) with Discord's error body `{"message":"503: Service
     /// Unavailable","code":0}`.
     ServerError(StatusCode),
@@ -63,7 +69,7 @@ impl Outage {
     /// The status of every answer.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::Cloudflare { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServerError(status) => *status,
         }
     }
@@ -84,6 +90,22 @@ impl Outage {
             } => {
                 let retry_after = retry_after.as_secs_f64();
                 api::rate_limited(Some(&bucket(retry_after)), retry_after)
+            }
+            Self::Cloudflare { retry_after } => {
+                let mut response = Response::new(Full::new(Bytes::from_static(
+                    b"<!DOCTYPE html><title>Access denied | discord.com used Cloudflare to restrict access</title>",
+                )));
+                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                let headers = response.headers_mut();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/html; charset=UTF-8"),
+                );
+                if let Some(wait) = retry_after {
+                    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                    headers.insert(http::header::RETRY_AFTER, seconds.into());
+                }
+                response
             }
             Self::ServerError(status) => {
                 let message = format!(

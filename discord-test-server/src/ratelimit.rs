@@ -11,8 +11,8 @@ use tokio::time::Instant;
 pub struct RateLimits {
     /// Requests per second per account across all routes (Discord: 50).
     pub global_per_second: u32,
-    /// Requests per bucket window: one bucket per account, route and major parameter (guild or
-    /// channel id).
+    /// Requests per bucket window: one bucket per account, route (or [shared](RouteBucket::shared)
+    /// bucket) and major parameter (guild or channel id).
     pub bucket_limit: u32,
     /// The length of a bucket's window.
     pub bucket_window: Duration,
@@ -30,6 +30,10 @@ pub struct RouteBucket {
     pub limit: u32,
     /// The window.
     pub window: Duration,
+    /// The name of a bucket several routes share, as Discord's routes share bucket hashes: routes with
+    /// the same name count against one budget (per account and major parameter) and answer the same
+    /// `X-RateLimit-Bucket`. `None`: the route's own bucket.
+    pub shared: Option<&'static str>,
 }
 
 impl Default for RateLimits {
@@ -44,6 +48,7 @@ impl Default for RateLimits {
                 route: "GET /guilds/{guild.id}/members/{user.id}",
                 limit: 10,
                 window: Duration::from_secs(1),
+                shared: None,
             }],
         }
     }
@@ -60,12 +65,13 @@ impl RateLimits {
         }
     }
 
-    fn bucket(&self, route: &str) -> (u32, Duration) {
+    /// The limit, window and bucket name of `route`.
+    fn bucket(&self, route: &'static str) -> (u32, Duration, &'static str) {
         self.route_buckets
             .iter()
             .find(|bucket| bucket.route == route)
-            .map_or((self.bucket_limit, self.bucket_window), |bucket| {
-                (bucket.limit, bucket.window)
+            .map_or((self.bucket_limit, self.bucket_window, route), |bucket| {
+                (bucket.limit, bucket.window, bucket.shared.unwrap_or(route))
             })
     }
 }
@@ -153,12 +159,12 @@ impl Limiter {
     /// The headers of a refusal by `route`'s bucket announcing a wait of `reset_after` seconds, without
     /// counting anything (an outage refuses every request whatever the buckets hold).
     pub(crate) fn refusal(&self, route: &'static str, reset_after: f64) -> BucketHeaders {
-        let (limit, _) = self.limits.bucket(route);
+        let (limit, _, name) = self.limits.bucket(route);
         BucketHeaders {
             limit,
             remaining: 0,
             reset_after,
-            bucket: bucket_hash(route),
+            bucket: bucket_hash(name),
         }
     }
 
@@ -167,7 +173,7 @@ impl Limiter {
     pub(crate) fn check(&mut self, account: u64, route: &'static str, major: u64) -> Verdict {
         let now = Instant::now();
         let global_limit = self.limits.global_per_second;
-        let (limit, length) = self.limits.bucket(route);
+        let (limit, length, name) = self.limits.bucket(route);
         let global = self.global.entry(account).or_insert(Window {
             started: now,
             count: 0,
@@ -177,7 +183,7 @@ impl Limiter {
         }
         let window = self
             .buckets
-            .entry((account, route, major))
+            .entry((account, name, major))
             .or_insert(Window {
                 started: now,
                 count: 0,
@@ -187,7 +193,7 @@ impl Limiter {
             limit,
             remaining,
             reset_after,
-            bucket: bucket_hash(route),
+            bucket: bucket_hash(name),
         };
         match counted {
             Ok(remaining) => Verdict::Allowed(headers(remaining, window.reset_after(now, length))),
