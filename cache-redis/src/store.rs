@@ -172,12 +172,12 @@ impl<V, C: Codec> RedisStore<V, C> {
 impl<C: Codec> Inner<C> {
     async fn ping(&self) -> Result<(), Error> {
         self.run("ping", false, |mut checkout| async move {
-                let pong = redis::cmd("PING")
-                    .query_async::<()>(&mut checkout.connection)
-                    .await;
-                (checkout, pong.map_err(OpError::from))
-            })
-            .await
+            let pong = redis::cmd("PING")
+                .query_async::<()>(&mut checkout.connection)
+                .await;
+            (checkout, pong.map_err(OpError::from))
+        })
+        .await
     }
 }
 

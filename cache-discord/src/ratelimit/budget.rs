@@ -21,7 +21,9 @@ impl Limit {
     }
 
     pub(crate) fn window_ms(self) -> u64 {
-        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(self.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 

@@ -65,7 +65,9 @@ impl Observed {
             refusal: None,
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let discord = headers.keys().any(|name| name.as_str().starts_with("x-ratelimit-"));
+            let discord = headers
+                .keys()
+                .any(|name| name.as_str().starts_with("x-ratelimit-"));
             let scope = match text("x-ratelimit-scope") {
                 _ if !discord => Scope::Everything,
                 _ if text("x-ratelimit-global").is_some_and(|v| v.eq_ignore_ascii_case("true")) => {
@@ -110,7 +112,10 @@ mod tests {
                 ("x-ratelimit-reset-after", "0.996"),
             ]),
         );
-        assert_eq!((observed.bucket.as_deref(), observed.limit), (Some("abcd1234"), Some(5)));
+        assert_eq!(
+            (observed.bucket.as_deref(), observed.limit),
+            (Some("abcd1234"), Some(5))
+        );
         assert_eq!(observed.remaining, Some(4));
         assert_eq!(observed.reset_after, Some(Duration::from_millis(996)));
         assert_eq!(observed.refusal, None);
@@ -119,20 +124,31 @@ mod tests {
     #[test]
     fn the_scope_of_a_429() {
         let scope = |pairs: &[(&'static str, &'static str)]| {
-            Observed::read(StatusCode::TOO_MANY_REQUESTS, &headers(pairs)).refusal.unwrap()
+            Observed::read(StatusCode::TOO_MANY_REQUESTS, &headers(pairs))
+                .refusal
+                .unwrap()
         };
         let global = scope(&[("x-ratelimit-global", "true"), ("retry-after", "2")]);
-        assert_eq!((global.scope, global.retry_after), (Scope::Global, Duration::from_secs(2)));
+        assert_eq!(
+            (global.scope, global.retry_after),
+            (Scope::Global, Duration::from_secs(2))
+        );
         let bucket = scope(&[
             ("x-ratelimit-scope", "user"),
             ("x-ratelimit-reset-after", "0.25"),
             ("retry-after", "1"),
         ]);
-        assert_eq!((bucket.scope, bucket.retry_after), (Scope::Bucket, Duration::from_millis(250)));
+        assert_eq!(
+            (bucket.scope, bucket.retry_after),
+            (Scope::Bucket, Duration::from_millis(250))
+        );
         let shared = scope(&[("x-ratelimit-scope", "shared"), ("retry-after", "3")]);
         assert_eq!(shared.scope, Scope::Shared);
         let cdn = scope(&[("retry-after", "4")]);
-        assert_eq!((cdn.scope, cdn.retry_after), (Scope::Everything, Duration::from_secs(4)));
+        assert_eq!(
+            (cdn.scope, cdn.retry_after),
+            (Scope::Everything, Duration::from_secs(4))
+        );
         assert_eq!(scope(&[]).retry_after, UNANNOUNCED_HOLD);
     }
 }

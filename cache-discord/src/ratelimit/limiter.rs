@@ -336,7 +336,12 @@ impl Limiter {
     }
 
     /// Updates what is known of `route` from an answer; returns what is known now.
-    fn learn(&self, route: &RequestRoute, status: StatusCode, observed: &Observed) -> Option<Learned> {
+    fn learn(
+        &self,
+        route: &RequestRoute,
+        status: StatusCode,
+        observed: &Observed,
+    ) -> Option<Learned> {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         let known = routes.get(&route.route).cloned();
         let update = match (observed.bucket.as_deref(), observed.limit) {
@@ -427,7 +432,10 @@ impl QueueTurn {
     /// Waits for the head of line `name` until `deadline`; `None` past it.
     async fn take(limiter: &Arc<Limiter>, name: String, deadline: Instant) -> Option<Self> {
         let queue = {
-            let mut queues = limiter.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut queues = limiter
+                .queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             Arc::clone(queues.entry(name.clone()).or_default())
         };
         // Made before waiting, so a caller dropped in line (or out of time) still tidies the map.
@@ -453,7 +461,11 @@ impl Drop for QueueTurn {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let alone = Arc::strong_count(&self.queue) == 2;
-        if alone && queues.get(&self.name).is_some_and(|q| Arc::ptr_eq(q, &self.queue)) {
+        if alone
+            && queues
+                .get(&self.name)
+                .is_some_and(|q| Arc::ptr_eq(q, &self.queue))
+        {
             queues.remove(&self.name);
         }
     }

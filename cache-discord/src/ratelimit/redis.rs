@@ -231,7 +231,11 @@ impl RedisBudget {
         })
     }
 
-    pub(crate) async fn observe(&self, ticket: &Ticket<'_>, effects: &Effects) -> Result<(), Error> {
+    pub(crate) async fn observe(
+        &self,
+        ticket: &Ticket<'_>,
+        effects: &Effects,
+    ) -> Result<(), Error> {
         let names = self.names(ticket);
         let hold = |wait: Option<Duration>| wait.map_or(0, |wait| millis(wait).max(1));
         let (count, window) = ticket
@@ -254,7 +258,12 @@ impl RedisBudget {
             .arg(hold(effects.hold_bucket))
             .arg(hold(effects.hold_global))
             .arg(hold(effects.hold_everything))
-            .arg(effects.adopt.filter(|_| ticket.bucket_limit.is_some()).unwrap_or(0))
+            .arg(
+                effects
+                    .adopt
+                    .filter(|_| ticket.bucket_limit.is_some())
+                    .unwrap_or(0),
+            )
             .arg(count)
             .arg(window)
             .arg(u8::from(effects.invalid))

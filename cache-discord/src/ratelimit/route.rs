@@ -121,9 +121,9 @@ fn is_word(segment: &str) -> bool {
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_lowercase() || b == b'@')
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'@'))
+        && segment.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'@')
+        })
 }
 
 /// 64 bits of a SHA-256, in hex: enough to tell tokens apart, nothing to recover one from.
@@ -132,10 +132,12 @@ fn fingerprint(secret: &[u8]) -> String {
         .chain_update(b"cache-discord rate limit v1\0")
         .chain_update(secret)
         .finalize();
-    digest[..8].iter().fold(String::with_capacity(16), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 #[cfg(test)]
@@ -150,14 +152,23 @@ mod tests {
 
     #[test]
     fn ids_become_placeholders_except_the_major_parameter() {
-        let r = route(Method::GET, "/api/v10/guilds/81384788765712384/members/123456789012345678");
+        let r = route(
+            Method::GET,
+            "/api/v10/guilds/81384788765712384/members/123456789012345678",
+        );
         assert_eq!(r.route, "GET /guilds/{guild}/members/{id}");
         assert_eq!(r.major, "guild:81384788765712384");
-        let r = route(Method::POST, "https://discord.com/api/v9/channels/42/messages?x=1");
+        let r = route(
+            Method::POST,
+            "https://discord.com/api/v9/channels/42/messages?x=1",
+        );
         assert_eq!(r.route, "POST /channels/{channel}/messages");
         assert_eq!(r.major, "channel:42");
         let r = route(Method::GET, "/api/users/@me/guilds");
-        assert_eq!((r.route.as_str(), r.major.as_str()), ("GET /users/@me/guilds", ""));
+        assert_eq!(
+            (r.route.as_str(), r.major.as_str()),
+            ("GET /users/@me/guilds", "")
+        );
     }
 
     #[test]
@@ -166,11 +177,23 @@ mod tests {
         let r = route(Method::POST, &format!("/api/v10/webhooks/99/{token}"));
         assert_eq!(r.route, "POST /webhooks/{webhook}/{webhook_token}");
         assert!(r.major.starts_with("webhook:99:") && !r.major.contains(token));
-        let r = route(Method::POST, &format!("/api/v10/interactions/7/{token}/callback"));
-        assert_eq!(r.route, "POST /interactions/{interaction}/{interaction_token}/callback");
+        let r = route(
+            Method::POST,
+            &format!("/api/v10/interactions/7/{token}/callback"),
+        );
+        assert_eq!(
+            r.route,
+            "POST /interactions/{interaction}/{interaction_token}/callback"
+        );
         assert!(r.global_exempt && !r.name().contains(token));
-        let r = route(Method::PUT, "/api/v10/channels/1/messages/2/reactions/%F0%9F%91%8D/@me");
-        assert_eq!(r.route, "PUT /channels/{channel}/messages/{id}/reactions/{emoji}/@me");
+        let r = route(
+            Method::PUT,
+            "/api/v10/channels/1/messages/2/reactions/%F0%9F%91%8D/@me",
+        );
+        assert_eq!(
+            r.route,
+            "PUT /channels/{channel}/messages/{id}/reactions/{emoji}/@me"
+        );
         assert!(!r.identity.contains("secret") && r.identity.len() == 16);
     }
 

@@ -92,11 +92,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        Box::pin(send(
-            Arc::clone(&self.limiter),
-            self.inner.clone(),
-            request,
-        ))
+        Box::pin(send(Arc::clone(&self.limiter), self.inner.clone(), request))
     }
 }
 
