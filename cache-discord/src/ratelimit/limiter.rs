@@ -44,6 +44,8 @@ pub(crate) struct Limiter {
     redis: Option<super::redis::RedisBudget>,
     routes: Mutex<HashMap<String, Learned>>,
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Requests in flight to routes whose bucket is unknown, per token and major parameter.
+    discoveries: Mutex<HashMap<String, u32>>,
 }
 
 /// A request's admission: it may be sent. Dropped before [`sent`](Permit::sent), its grant is given
@@ -57,8 +59,15 @@ pub(crate) struct Permit {
     at: u64,
     probe: bool,
     source: Source,
-    discovering: Option<QueueTurn>,
+    discovering: Option<(QueueTurn, Discovery)>,
     sent: bool,
+}
+
+/// A request in flight to a route whose bucket is unknown. Its route may share a bucket with known
+/// routes of its major parameter: until its answer tells, their requests leave it room.
+struct Discovery {
+    limiter: Arc<Limiter>,
+    key: String,
 }
 
 /// A place in a bucket's line, at its head once `guard` is held.
@@ -92,6 +101,7 @@ impl Limiter {
             redis: None,
             routes: Mutex::default(),
             queues: Mutex::default(),
+            discoveries: Mutex::default(),
         }
     }
 
@@ -168,11 +178,16 @@ impl Limiter {
                 continue;
             }
             let global_limit = self.global_limit(route);
+            let major = format!("{}|{}", route.identity, route.major);
             loop {
+                let room = self.discoveries_on(&major);
                 let ticket = Ticket {
                     identity: &route.identity,
                     bucket: &bucket,
-                    bucket_limit,
+                    bucket_limit: bucket_limit.map(|limit| Limit {
+                        count: limit.count.saturating_sub(room).max(1),
+                        ..limit
+                    }),
                     global_limit,
                 };
                 let (admission, source) = self.admit(&ticket).await;
@@ -192,7 +207,7 @@ impl Limiter {
                             at,
                             probe,
                             source,
-                            discovering: discovering.then_some(turn),
+                            discovering: discovering.then(|| (turn, Discovery::start(self, major))),
                             sent: false,
                         });
                     }
@@ -220,6 +235,14 @@ impl Limiter {
                 }
             }
         }
+    }
+
+    fn discoveries_on(&self, major: &str) -> u32 {
+        let discoveries = self
+            .discoveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        discoveries.get(major).copied().unwrap_or(0)
     }
 
     /// Admits in Redis when it is configured and answers; in memory otherwise, with each limit cut to
@@ -424,6 +447,36 @@ impl Drop for Permit {
         if !self.sent {
             let limiter = Arc::clone(&self.limiter);
             limiter.refund(self);
+        }
+    }
+}
+
+impl Discovery {
+    fn start(limiter: &Arc<Limiter>, key: String) -> Self {
+        let mut discoveries = limiter
+            .discoveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *discoveries.entry(key.clone()).or_default() += 1;
+        Self {
+            limiter: Arc::clone(limiter),
+            key,
+        }
+    }
+}
+
+impl Drop for Discovery {
+    fn drop(&mut self) {
+        let mut discoveries = self
+            .limiter
+            .discoveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = discoveries.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                discoveries.remove(&self.key);
+            }
         }
     }
 }
