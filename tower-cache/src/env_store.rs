@@ -84,6 +84,15 @@ where
         }
     }
 
+    /// The Redis store's [`RedisScripts`](cache_redis::RedisScripts), to keep other state beside the
+    /// entries (the Discord rate limiter's shared budget); `None` for memory.
+    pub fn redis_scripts(&self) -> Option<cache_redis::RedisScripts> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Redis(store) => Some(store.scripts()),
+        }
+    }
+
     /// `"memory"` or `"redis"`.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -44,7 +44,7 @@
 //! # Cargo features
 //!
 //! `memory` and `redis` (default): the stores and [`EnvStore`], which needs both. `discord`: the Discord
-//! policy. `metrics`: `metrics::MetricsEvents`, counters through the `metrics` facade.
+//! policy, its cache layer and its rate-limit layer (with `redis`, a budget shared in Redis). `metrics`: `metrics::MetricsEvents`, counters through the `metrics` facade.
 
 pub use cache_core::{
     stale, upstream_error, BoxError, Cache, CacheConfig, CacheEvents, CacheHandle, CacheLayer,

@@ -5,6 +5,8 @@
 //! No token and no network: the program starts `discord_test_server` on 127.0.0.1 (realistic JSON,
 //! a few ms of latency, Discord's rate-limit headers, 50 requests/s global limit per account, per-route
 //! buckets, 429 with `retry_after`) and talks to it through hyper-util's HTTP client, a tower service.
+//! The cached run stacks the Discord cache over the rate-limit layer (`DiscordRateLimitLayer`), which
+//! paces what still goes to Discord; both keep their state in Redis when `REDIS_URL` is set.
 //!
 //! The workload is a dashboard morning: users arrive over a few seconds, each loads their guild list
 //! (with their own OAuth2 token), then opens one of their guilds, picked with a Zipf skew towards the
@@ -20,10 +22,14 @@
 //!
 //! Progress goes to stderr; stdout gets one JSON line:
 //! `{"requests":N,"upstream_calls":N,"upstream_calls_without_cache":N,"rate_limited":N,
-//! "rate_limited_without_cache":N,"hits":N,"misses":N,"dedupes":N,"p50_ms":F,"p99_ms":F,"backend":"memory|redis",
+//! "rate_limited_without_cache":N,"rate_limited_outside_outage":N,"rate_limited_outside_outage_without_cache":N,
+//! "paced_requests":N,"pacing_wait_ms":F,"upstream_429s":N,"hits":N,"misses":N,"dedupes":N,"p50_ms":F,"p99_ms":F,"p99_ms_outside_outage":F,"backend":"memory|redis",
 //! "requests_during_outage":N,"failed_during_outage":N,"failed_during_outage_without_cache":N,"stale_served":N}`
 //! where `requests` is the number of requests the workload sends in each run, `rate_limited` counts the
-//! 429 answers callers received, and the latency percentiles are those of the cached run.
+//! 429 answers callers received (`rate_limited_outside_outage`: those to requests released outside
+//! the outage, which pacing must keep at 0), `paced_requests` the requests the rate limiter made wait
+//! (for `pacing_wait_ms` in all), `upstream_429s` the 429s it received from Discord, and the latency
+//! percentiles are those of the cached run.
 //! `requests_during_outage` counts the requests of the actions released during the outage,
 //! `failed_during_outage` those of them that failed (a 429, a 5xx or no answer), and `stale_served` the
 //! answers the cache gave from entries past their TTL, during the outage or not.
@@ -38,7 +44,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{BoxError, Store};
-use cache_discord::{BufferResponseLayer, CachedResponse, DiscordCacheLayer};
+use cache_discord::{
+    BufferResponseLayer, CachedResponse, DiscordBody, DiscordCacheLayer, DiscordRateLimitLayer,
+};
 use discord_test_server::{DiscordServer, ServerConfig, ServerStats};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -91,7 +99,7 @@ async fn main() -> Result<(), BoxError> {
     drop(server);
 
     // Run 2: the same workload through the Discord cache.
-    let (cached, with, cache_stats, backend) = cached_run(&plan).await?;
+    let (cached, with, cache_stats, pacing, backend) = cached_run(&plan).await?;
 
     let report = json!({
         "requests": cached.samples.len(),
@@ -99,11 +107,17 @@ async fn main() -> Result<(), BoxError> {
         "upstream_calls_without_cache": without.requests,
         "rate_limited": cached.rate_limited(),
         "rate_limited_without_cache": uncached.rate_limited(),
+        "rate_limited_outside_outage": cached.rate_limited_outside_outage(),
+        "rate_limited_outside_outage_without_cache": uncached.rate_limited_outside_outage(),
+        "paced_requests": pacing.waited,
+        "pacing_wait_ms": round3(pacing.wait_time.as_secs_f64() * 1000.0),
+        "upstream_429s": pacing.rate_limited,
         "hits": cache_stats.hits,
         "misses": cache_stats.misses,
         "dedupes": cache_stats.dedupes,
         "p50_ms": round3(cached.percentile(0.50)),
         "p99_ms": round3(cached.percentile(0.99)),
+        "p99_ms_outside_outage": round3(cached.percentile_outside_outage(0.99)),
         "backend": backend,
         "requests_during_outage": cached.during_outage(),
         "failed_during_outage": cached.failed_during_outage(),
@@ -122,7 +136,8 @@ async fn main() -> Result<(), BoxError> {
     );
     eprintln!(
         "with cache:    p50 {:.2} ms, p99 {:.2} ms; server saw {} route and {} global 429s; \
-         {} of {} requests failed during the outage, {} stale answers, {} failed refreshes",
+         {} of {} requests failed during the outage, {} stale answers, {} failed refreshes; \
+         {} requests paced ({:.0} ms in all)",
         cached.percentile(0.50),
         cached.percentile(0.99),
         with.route_rate_limited,
@@ -131,30 +146,42 @@ async fn main() -> Result<(), BoxError> {
         cached.during_outage(),
         cache_stats.stale_served,
         cache_stats.refresh_failures,
+        pacing.waited,
+        pacing.wait_time.as_secs_f64() * 1000.0,
     );
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
     println!("{report}");
     Ok(())
 }
 
-/// What the cached run reports: its results, the server's counters, the cache's, and the backend name.
+/// What the cached run reports: its results, the server's counters, the cache's, the rate limiter's,
+/// and the backend name.
 type CachedRun = (
     RunResult,
     ServerStats,
     cache_core::StatsSnapshot,
+    cache_discord::ratelimit::RateLimitStatsSnapshot,
     &'static str,
 );
 
 // ─── Backend selection: the one place that picks the store. ───────────────────────────────────────
-// Redis when REDIS_URL is set (two demo processes on one Redis share entries), in process otherwise.
+// Redis when REDIS_URL is set (two demo processes on one Redis share entries and one rate-limit
+// budget), in process otherwise.
 async fn cached_run(plan: &Plan) -> Result<CachedRun, BoxError> {
     let store = EnvStore::<CachedResponse>::from_env()?;
     let backend = store.backend();
-    run_with_store(store, backend, plan).await
+    // The CACHE_DISCORD_* rate-limit variables apply.
+    let limits = DiscordRateLimitLayer::from_env_source(&DemoEnv)?;
+    let limits = match store.redis_scripts() {
+        Some(scripts) => limits.shared(scripts),
+        None => limits,
+    };
+    run_with_store(store, limits, backend, plan).await
 }
 
 async fn run_with_store<St>(
     store: St,
+    limits: DiscordRateLimitLayer,
     backend: &'static str,
     plan: &Plan,
 ) -> Result<CachedRun, BoxError>
@@ -164,9 +191,21 @@ where
     // CACHE_ENABLED and the CACHE_DISCORD_* variables apply, with the demo's defaults where unset.
     let discord = DiscordCacheLayer::from_env_source(store, &DemoEnv)?;
     let server = DiscordServer::start(server_config()).await?;
-    let client = BoxCloneSyncService::new(discord.cache_layer().layer(buffered_client()));
+    // Cache -> buffered answers -> rate limit -> HTTP client.
+    let http = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build_http::<DiscordBody>();
+    let paced = BufferResponseLayer::new().layer(limits.layer(http));
+    let client = BoxCloneSyncService::new(discord.cache_layer().layer(paced));
     let result = run("with cache", client, &server, plan).await;
-    Ok((result, server.stats(), discord.stats().snapshot(), backend))
+    let pacing = limits.stats().snapshot();
+    Ok((
+        result,
+        server.stats(),
+        discord.stats().snapshot(),
+        pacing,
+        backend,
+    ))
 }
 
 fn buffered_client() -> DiscordClient {

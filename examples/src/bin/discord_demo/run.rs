@@ -42,6 +42,12 @@ impl RunResult {
         self.samples.iter().filter(|s| s.status == 429).count()
     }
 
+    /// 429s callers received for requests released outside the outage: what pacing must prevent.
+    pub(crate) fn rate_limited_outside_outage(&self) -> usize {
+        let refused = |s: &&Sample| !s.during_outage && s.status == 429;
+        self.samples.iter().filter(refused).count()
+    }
+
     /// Requests released during the outage that failed.
     pub(crate) fn failed_during_outage(&self) -> usize {
         let failed = |s: &&Sample| s.during_outage && s.failed();
@@ -54,7 +60,21 @@ impl RunResult {
     }
 
     pub(crate) fn percentile(&self, quantile: f64) -> f64 {
-        let mut millis: Vec<f64> = self.samples.iter().map(|s| s.millis).collect();
+        self.percentile_of(quantile, |_| true)
+    }
+
+    /// The percentile of the requests released outside the outage.
+    pub(crate) fn percentile_outside_outage(&self, quantile: f64) -> f64 {
+        self.percentile_of(quantile, |s| !s.during_outage)
+    }
+
+    fn percentile_of(&self, quantile: f64, included: impl Fn(&Sample) -> bool) -> f64 {
+        let mut millis: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|s| included(s))
+            .map(|s| s.millis)
+            .collect();
         if millis.is_empty() {
             return 0.0;
         }
