@@ -146,6 +146,8 @@ impl Limiter {
         max_wait: Duration,
     ) -> Result<Permit, RateLimitError> {
         let started = Instant::now();
+        // Whether this request waited behind others or for a limit (not for Redis's answer).
+        let mut waited = false;
         loop {
             let learned = self.learned(&route.route);
             let (bucket, bucket_limit) = match &learned {
@@ -169,9 +171,10 @@ impl Limiter {
                 max_wait,
             };
             let line = format!("{}|{bucket}", route.identity);
-            let turn = QueueTurn::take(self, line, deadline)
+            let (turn, queued) = QueueTurn::take(self, line, deadline)
                 .await
                 .ok_or_else(|| would_wait(deadline.saturating_duration_since(started), "bucket"))?;
+            waited |= queued;
             let discovering = learned.is_none();
             if discovering && self.learned(&route.route).is_some() {
                 // Learned while this request waited in line: take the bucket's line instead.
@@ -193,9 +196,8 @@ impl Limiter {
                 let (admission, source) = self.admit(&ticket).await;
                 match admission {
                     Admission::Granted { at, probe } => {
-                        let waited = started.elapsed();
-                        if waited >= Duration::from_millis(1) {
-                            self.stats.waited(waited);
+                        if waited {
+                            self.stats.waited(started.elapsed());
                         }
                         self.stats.admitted();
                         return Ok(Permit {
@@ -219,6 +221,7 @@ impl Limiter {
                         }
                         tracing::trace!(bucket = %route.name(), ?wait, reason = reason.as_str(), "discord rate limit: waiting");
                         tokio::time::sleep(wait).await;
+                        waited = true;
                     }
                     Admission::TokenRejected { retry_in } => {
                         self.stats.refused();
@@ -482,8 +485,9 @@ impl Drop for Discovery {
 }
 
 impl QueueTurn {
-    /// Waits for the head of line `name` until `deadline`; `None` past it.
-    async fn take(limiter: &Arc<Limiter>, name: String, deadline: Instant) -> Option<Self> {
+    /// Waits for the head of line `name` until `deadline`; `None` past it. Also says whether others
+    /// were ahead.
+    async fn take(limiter: &Arc<Limiter>, name: String, deadline: Instant) -> Option<(Self, bool)> {
         let queue = {
             let mut queues = limiter
                 .queues
@@ -498,9 +502,13 @@ impl QueueTurn {
             queue,
             guard: None,
         };
+        if let Ok(guard) = Arc::clone(&turn.queue).try_lock_owned() {
+            turn.guard = Some(guard);
+            return Some((turn, false));
+        }
         let lock = Arc::clone(&turn.queue).lock_owned();
         turn.guard = Some(tokio::time::timeout_at(deadline, lock).await.ok()?);
-        Some(turn)
+        Some((turn, true))
     }
 }
 
