@@ -75,7 +75,7 @@ fn rate_limit(c: &mut Criterion) {
     );
     let pass_through = service_fn(move |request: http::Request<Full<Bytes>>| {
         let (parts, _) = request.into_parts();
-        client.clone().oneshot(http::Request::from_parts(
+        client.oneshot(http::Request::from_parts(
             parts,
             DiscordBody::full(Bytes::new()),
         ))
@@ -96,7 +96,7 @@ fn rate_limit(c: &mut Criterion) {
     let mut group = c.benchmark_group("rate_limit");
     group.bench_function("baseline/pass_through", |b| {
         b.to_async(&runtime)
-            .iter_custom(|iters| time_calls(pass_through.clone(), iters));
+            .iter_custom(|iters| time_calls(pass_through, iters));
     });
     group.bench_function("memory/admission", |b| {
         b.to_async(&runtime)

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::BoxError;
-use cache_discord::ratelimit::{MaxWait, RateLimitStatsSnapshot};
+use cache_discord::ratelimit::MaxWait;
 use cache_discord::{
     DiscordBody, DiscordCacheLayer, DiscordRateLimitLayer, RateLimitConfig, RateLimitError,
 };
@@ -664,7 +664,7 @@ mod shared {
         };
         let mut answered = Vec::new();
         answered.extend(wave(1).await);
-        let before: RateLimitStatsSnapshot = layer.stats().snapshot();
+        let before = layer.stats().snapshot();
         assert_eq!(before.fallbacks, 0);
         redis.kill();
         answered.extend(wave(2).await);
