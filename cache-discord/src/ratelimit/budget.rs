@@ -36,8 +36,11 @@ pub(crate) struct Ticket<'a> {
     pub(crate) bucket: &'a str,
     /// The bucket's limit, once learned.
     pub(crate) bucket_limit: Option<Limit>,
-    /// The token's global limit, unless the route is exempt.
+    /// The token's global limit, unless the route is exempt (then global holds do not apply either).
     pub(crate) global_limit: Option<Limit>,
+    /// The grant's id, unique in the process: what a refund in Redis finds it by.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) grant: u64,
 }
 
 /// A budget's answer to an admission.

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// Why [`DiscordRateLimit`](super::DiscordRateLimit) did not send a request to Discord. In every case
-/// nothing reached Discord; the caller may retry later.
+/// nothing reached Discord; the caller may retry later. (A retry after a 429 that cannot get its turn
+/// answers with that 429 instead.)
 ///
 /// It reaches callers boxed in the service's [`BoxError`](cache_core::BoxError): find it with
 /// `error.downcast_ref::<RateLimitError>()`.

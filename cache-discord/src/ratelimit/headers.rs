@@ -77,12 +77,13 @@ impl Observed {
                 Some("shared") => Scope::Shared,
                 _ => Scope::Bucket,
             };
-            // Reset-After has milliseconds; Retry-After whole seconds (rounded up by Discord).
+            // Reset-After has milliseconds; Retry-After whole seconds (rounded up by Discord). A
+            // shared resource's limit is not the route's bucket: the longer of the two holds.
             let retry_after = match scope {
-                Scope::Bucket | Scope::Shared => observed.reset_after,
-                Scope::Global | Scope::Everything => None,
+                Scope::Bucket => observed.reset_after.or_else(|| seconds("retry-after")),
+                Scope::Shared => observed.reset_after.max(seconds("retry-after")),
+                Scope::Global | Scope::Everything => seconds("retry-after"),
             }
-            .or_else(|| seconds("retry-after"))
             .unwrap_or(UNANNOUNCED_HOLD);
             observed.refusal = Some(Refusal { scope, retry_after });
         }

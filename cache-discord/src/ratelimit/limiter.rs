@@ -1,7 +1,8 @@
 //! [`Limiter`]: the state behind a [`DiscordRateLimitLayer`](super::DiscordRateLimitLayer): what it
-//! learned of each route, the queue of each bucket, and the budget that admits requests.
+//! learned of each route and bucket, the line of each bucket, and the budget that admits requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,17 +16,26 @@ use super::memory::MemoryBudget;
 use super::route::RequestRoute;
 use super::{RateLimitConfig, RateLimitError, RateLimitStats};
 
+/// How often a request checks whether the discoveries its bucket leaves room for have answered.
+const DISCOVERY_POLL: Duration = Duration::from_millis(5);
+
+/// Routes remembered at most; past it the map starts over (each route then finds its bucket again).
+const MAX_ROUTES: usize = 4_096;
+
 /// What answers taught about a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Learned {
-    /// Its bucket: hash, requests per window, and the window (the longest reset announced).
-    Bucket {
-        hash: Arc<str>,
-        limit: u32,
-        window: Duration,
-    },
+enum RouteKnown {
+    /// It answers this bucket hash.
+    Bucket(Arc<str>),
     /// Successful answers carried no bucket: only the global limit applies.
     Unlimited,
+}
+
+/// A bucket hash's limit and window (the longest reset it announced), shared by its routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    limit: u32,
+    window: Duration,
 }
 
 /// Where a grant was made, since each budget has its own clock.
@@ -42,25 +52,50 @@ pub(crate) struct Limiter {
     memory: MemoryBudget,
     #[cfg(feature = "redis")]
     redis: Option<super::redis::RedisBudget>,
-    routes: Mutex<HashMap<String, Learned>>,
+    routes: Mutex<HashMap<String, RouteKnown>>,
+    shapes: Mutex<HashMap<Arc<str>, Shape>>,
     queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Requests in flight to routes whose bucket is unknown, per token and major parameter.
     discoveries: Mutex<HashMap<String, u32>>,
+    grants: AtomicU64,
+    /// Refunds sent to Redis and maybe not applied yet: admissions wait for them, so a grant given
+    /// back is free for the next request of this process.
+    #[cfg(feature = "redis")]
+    refunds: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// A request's admission: it may be sent. Dropped before [`sent`](Permit::sent), its grant is given
 /// back; while the route's bucket is unknown, it keeps the route's line until its answer is read.
 pub(crate) struct Permit {
     limiter: Arc<Limiter>,
+    grant: Grant,
+    probe: bool,
+    discovering: Option<(QueueTurn, Discovery)>,
+    sent: bool,
+}
+
+/// What a grant took, to give it back.
+#[derive(Debug, Clone)]
+struct Grant {
+    identity: String,
     bucket: String,
     bucket_limit: Option<Limit>,
     global_limit: Option<Limit>,
-    identity: String,
+    id: u64,
     at: u64,
-    probe: bool,
     source: Source,
-    discovering: Option<(QueueTurn, Discovery)>,
-    sent: bool,
+}
+
+impl Grant {
+    fn ticket(&self) -> Ticket<'_> {
+        Ticket {
+            identity: &self.identity,
+            bucket: &self.bucket,
+            bucket_limit: self.bucket_limit,
+            global_limit: self.global_limit,
+            grant: self.id,
+        }
+    }
 }
 
 /// A request in flight to a route whose bucket is unknown. Its route may share a bucket with known
@@ -88,7 +123,11 @@ pub(crate) enum Outcome {
 }
 
 impl Limiter {
-    pub(crate) fn new(config: RateLimitConfig) -> Self {
+    pub(crate) fn new(mut config: RateLimitConfig) -> Self {
+        // The fields are public: keep them in range here too.
+        config.global_limit = config.global_limit.max(1);
+        config.invalid_request_limit = config.invalid_request_limit.max(1);
+        config.instances = config.instances.max(1);
         let guard = Guard {
             invalid_limit: config.invalid_request_limit,
             token_backoff: config.invalid_token_backoff,
@@ -100,8 +139,12 @@ impl Limiter {
             #[cfg(feature = "redis")]
             redis: None,
             routes: Mutex::default(),
+            shapes: Mutex::default(),
             queues: Mutex::default(),
             discoveries: Mutex::default(),
+            grants: AtomicU64::new(0),
+            #[cfg(feature = "redis")]
+            refunds: Mutex::default(),
         }
     }
 
@@ -113,6 +156,13 @@ impl Limiter {
             token_backoff: limiter.config.invalid_token_backoff,
         };
         limiter.redis = Some(super::redis::RedisBudget::new(scripts, guard));
+        // Without Redis, each process keeps to its share of the guard's count too: the ban is per
+        // address, and the processes may share one.
+        let share = Guard {
+            invalid_limit: (guard.invalid_limit / limiter.config.instances).max(1),
+            ..guard
+        };
+        limiter.memory = MemoryBudget::new(share);
         limiter
     }
 
@@ -123,9 +173,27 @@ impl Limiter {
         false
     }
 
-    fn learned(&self, route: &str) -> Option<Learned> {
-        let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        routes.get(route).cloned()
+    /// The route's bucket state name and limit, if its bucket is known; `None` while it is not.
+    fn resolve(&self, route: &RequestRoute) -> Option<(String, Option<Limit>)> {
+        let known = {
+            let routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+            routes.get(&route.route).cloned()?
+        };
+        let unbucketed = || (format!("route:{}:{}", route.route, route.major), None);
+        Some(match known {
+            RouteKnown::Unlimited => unbucketed(),
+            RouteKnown::Bucket(hash) => {
+                let shapes = self.shapes.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(shape) = shapes.get(&hash).copied() else {
+                    return Some(unbucketed());
+                };
+                let limit = Limit {
+                    count: shape.limit,
+                    window: shape.window + self.config.offset,
+                };
+                (format!("{hash}:{}", route.major), Some(limit))
+            }
+        })
     }
 
     fn global_limit(&self, route: &RequestRoute) -> Option<Limit> {
@@ -138,7 +206,8 @@ impl Limiter {
     /// Waits for `route`'s turn, in arrival order per bucket, until `deadline`.
     ///
     /// # Cancel safety
-    /// Dropping the future gives up its place in line; a grant it already got is given back.
+    /// Dropping the future gives up its place in line; a grant made for it is given back (in Redis,
+    /// by a task spawned on the current runtime).
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         route: &RequestRoute,
@@ -148,35 +217,30 @@ impl Limiter {
         let started = Instant::now();
         // Whether this request waited behind others or for a limit (not for Redis's answer).
         let mut waited = false;
-        loop {
-            let learned = self.learned(&route.route);
-            let (bucket, bucket_limit) = match &learned {
-                Some(Learned::Bucket {
-                    hash,
-                    limit,
-                    window,
-                }) => (
-                    format!("{hash}:{}", route.major),
-                    Some(Limit {
-                        count: *limit,
-                        window: *window + self.config.offset,
-                    }),
-                ),
-                _ => (format!("route:{}:{}", route.route, route.major), None),
-            };
-            let would_wait = |wait: Duration, reason: &'static str| RateLimitError::WouldWait {
+        let would_wait = |wait: Duration, reason: &'static str| {
+            self.stats.refused();
+            tracing::debug!(bucket = %route.name(), ?wait, reason, "discord rate limit: turn past the bound; not sent");
+            RateLimitError::WouldWait {
                 bucket: route.name(),
                 reason,
                 wait,
                 max_wait,
-            };
+            }
+        };
+        loop {
+            let resolved = self.resolve(route);
+            let discovering = resolved.is_none();
+            let (bucket, bucket_limit) = resolved
+                .unwrap_or_else(|| (format!("route:{}:{}", route.route, route.major), None));
             let line = format!("{}|{bucket}", route.identity);
-            let (turn, queued) = QueueTurn::take(self, line, deadline)
-                .await
-                .ok_or_else(|| would_wait(deadline.saturating_duration_since(started), "bucket"))?;
+            let Some((turn, queued)) = QueueTurn::take(self, line, deadline).await else {
+                return Err(would_wait(
+                    deadline.saturating_duration_since(started),
+                    "bucket",
+                ));
+            };
             waited |= queued;
-            let discovering = learned.is_none();
-            if discovering && self.learned(&route.route).is_some() {
+            if discovering && self.resolve(route).is_some() {
                 // Learned while this request waited in line: take the bucket's line instead.
                 continue;
             }
@@ -184,50 +248,54 @@ impl Limiter {
             let major = format!("{}|{}", route.identity, route.major);
             loop {
                 let room = self.discoveries_on(&major);
-                let ticket = Ticket {
-                    identity: &route.identity,
-                    bucket: &bucket,
+                if bucket_limit.is_some_and(|limit| room >= limit.count) {
+                    // As many discoveries in flight as the bucket allows: wait for their answers.
+                    if Instant::now() + DISCOVERY_POLL > deadline {
+                        return Err(would_wait(DISCOVERY_POLL, "bucket"));
+                    }
+                    tokio::time::sleep(DISCOVERY_POLL).await;
+                    waited = true;
+                    continue;
+                }
+                let grant = Grant {
+                    identity: route.identity.clone(),
+                    bucket: bucket.clone(),
                     bucket_limit: bucket_limit.map(|limit| Limit {
-                        count: limit.count.saturating_sub(room).max(1),
+                        count: limit.count - room,
                         ..limit
                     }),
                     global_limit,
+                    id: self.grants.fetch_add(1, Ordering::Relaxed),
+                    at: 0,
+                    source: Source::Memory,
                 };
-                let (admission, source) = self.admit(&ticket).await;
-                match admission {
-                    Admission::Granted { at, probe } => {
+                match self.admit(grant).await {
+                    (Admission::Granted { at, probe }, mut grant) => {
                         if waited {
                             self.stats.waited(started.elapsed());
                         }
-                        self.stats.admitted();
+                        grant.at = at;
                         return Ok(Permit {
                             limiter: Arc::clone(self),
-                            bucket,
-                            bucket_limit,
-                            global_limit,
-                            identity: route.identity.clone(),
-                            at,
+                            grant,
                             probe,
-                            source,
                             discovering: discovering.then(|| (turn, Discovery::start(self, major))),
                             sent: false,
                         });
                     }
-                    Admission::Wait { wait, reason } => {
+                    (Admission::Wait { wait, reason }, _) => {
                         if Instant::now() + wait > deadline {
-                            self.stats.refused();
-                            tracing::debug!(bucket = %route.name(), ?wait, reason = reason.as_str(), "discord rate limit: wait past the bound; not sent");
                             return Err(would_wait(wait, reason.as_str()));
                         }
                         tracing::trace!(bucket = %route.name(), ?wait, reason = reason.as_str(), "discord rate limit: waiting");
                         tokio::time::sleep(wait).await;
                         waited = true;
                     }
-                    Admission::TokenRejected { retry_in } => {
+                    (Admission::TokenRejected { retry_in }, _) => {
                         self.stats.refused();
                         return Err(RateLimitError::TokenRejected { retry_in });
                     }
-                    Admission::Guarded { retry_in } => {
+                    (Admission::Guarded { retry_in }, _) => {
                         self.stats.refused();
                         tracing::warn!(?retry_in, limit = self.config.invalid_request_limit, "discord rate limit: too many invalid answers; refusing requests locally");
                         return Err(RateLimitError::InvalidRequestGuard {
@@ -249,26 +317,43 @@ impl Limiter {
     }
 
     /// Admits in Redis when it is configured and answers; in memory otherwise, with each limit cut to
-    /// this process's share when Redis should have answered.
-    async fn admit(&self, ticket: &Ticket<'_>) -> (Admission, Source) {
+    /// this process's share when Redis should have answered. Returns the grant with its source.
+    async fn admit(self: &Arc<Self>, grant: Grant) -> (Admission, Grant) {
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.redis {
-            match redis.admit(ticket).await {
-                Ok(admission) => return (admission, Source::Redis),
+            let refunds =
+                std::mem::take(&mut *self.refunds.lock().unwrap_or_else(PoisonError::into_inner));
+            for refund in refunds {
+                // Each is one script under the store's timeout.
+                let _ = refund.await;
+            }
+            let mut grant = grant;
+            grant.source = Source::Redis;
+            // If this future is dropped, or Redis's answer is lost after the script ran, the grant
+            // it may have made is given back by its id.
+            let mut pending = PendingAdmission {
+                limiter: Arc::clone(self),
+                grant: Some(grant.clone()),
+            };
+            let admitted = redis.admit(&grant.ticket()).await;
+            if admitted.is_ok() {
+                pending.grant = None;
+            }
+            drop(pending);
+            match admitted {
+                Ok(admission) => return (admission, grant),
                 Err(error) => {
                     self.stats.fallback();
                     tracing::debug!(%error, "discord rate limit: Redis not asked; pacing this process alone");
                     let instances = self.config.instances;
-                    let share = Ticket {
-                        bucket_limit: ticket.bucket_limit.map(|limit| limit.share(instances)),
-                        global_limit: ticket.global_limit.map(|limit| limit.share(instances)),
-                        ..*ticket
-                    };
-                    return (self.memory.admit(&share), Source::Memory);
+                    grant.source = Source::Memory;
+                    grant.bucket_limit = grant.bucket_limit.map(|limit| limit.share(instances));
+                    grant.global_limit = grant.global_limit.map(|limit| limit.share(instances));
+                    return (self.memory.admit(&grant.ticket()), grant);
                 }
             }
         }
-        (self.memory.admit(ticket), Source::Memory)
+        (self.memory.admit(&grant.ticket()), grant)
     }
 
     /// Reads an answer to a permitted request: learns its route's bucket and applies what it says.
@@ -281,21 +366,10 @@ impl Limiter {
     ) -> Outcome {
         permit.sent = true;
         let observed = Observed::read(status, headers);
-        let learned = self.learn(route, status, &observed);
-        let (bucket, bucket_limit) = match &learned {
-            Some(Learned::Bucket {
-                hash,
-                limit,
-                window,
-            }) => (
-                format!("{hash}:{}", route.major),
-                Some(Limit {
-                    count: *limit,
-                    window: *window + self.config.offset,
-                }),
-            ),
-            _ => (permit.bucket.clone(), permit.bucket_limit),
-        };
+        self.learn(route, status, &observed);
+        let (bucket, bucket_limit) = self
+            .resolve(route)
+            .unwrap_or_else(|| (permit.grant.bucket.clone(), permit.grant.bucket_limit));
         let offset = self.config.offset;
         let mut effects = Effects::default();
         if observed.remaining == Some(0) {
@@ -319,7 +393,9 @@ impl Limiter {
             || observed
                 .refusal
                 .is_some_and(|refusal| refusal.scope != Scope::Shared);
-        if route.identity != "none" {
+        // A 401 on a route with a token in its path (a deleted webhook, an expired interaction) is
+        // about that token, not the `Authorization` one.
+        if route.identity != "none" && !route.path_token {
             if status == StatusCode::UNAUTHORIZED {
                 effects.token = TokenVerdict::Rejected;
                 tracing::warn!(bucket = %route.name(), backoff = ?self.config.invalid_token_backoff, "discord rate limit: Discord answered 401; refusing this token's requests locally for the back-off");
@@ -327,17 +403,18 @@ impl Limiter {
                 effects.token = TokenVerdict::Accepted;
             }
         }
-        if permit.discovering.is_some() && bucket_limit.is_some() && bucket != permit.bucket {
-            effects.adopt = Some(permit.at);
+        if permit.discovering.is_some() && bucket_limit.is_some() && bucket != permit.grant.bucket {
+            effects.adopt = Some(permit.grant.at);
         }
         if !effects.is_empty() {
             let ticket = Ticket {
-                identity: &permit.identity,
+                identity: &permit.grant.identity,
                 bucket: &bucket,
                 bucket_limit,
-                global_limit: permit.global_limit,
+                global_limit: permit.grant.global_limit,
+                grant: permit.grant.id,
             };
-            self.apply(&ticket, effects, permit.source).await;
+            self.apply(&ticket, effects, permit.grant.source).await;
         }
         outcome
     }
@@ -361,79 +438,82 @@ impl Limiter {
         self.memory.observe(ticket, &local);
     }
 
-    /// Updates what is known of `route` from an answer; returns what is known now.
-    fn learn(
-        &self,
-        route: &RequestRoute,
-        status: StatusCode,
-        observed: &Observed,
-    ) -> Option<Learned> {
+    /// Updates what is known of `route` and its bucket from an answer.
+    fn learn(&self, route: &RequestRoute, status: StatusCode, observed: &Observed) {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         let known = routes.get(&route.route).cloned();
         let update = match (observed.bucket.as_deref(), observed.limit) {
             (Some(hash), Some(limit)) => {
-                let reset_after = observed.reset_after.unwrap_or_default();
-                let window = match &known {
-                    Some(Learned::Bucket {
-                        limit: known_limit,
-                        window,
-                        ..
-                    }) if *known_limit == limit => (*window).max(reset_after),
-                    _ => reset_after,
+                let hash: Arc<str> = match &known {
+                    Some(RouteKnown::Bucket(known)) if &**known == hash => Arc::clone(known),
+                    _ => hash.into(),
                 };
-                let window = Duration::from_millis(super::budget::millis(window).max(1));
-                Some(Learned::Bucket {
-                    hash: hash.into(),
+                let reset_after = observed.reset_after.unwrap_or_default();
+                let mut shapes = self.shapes.lock().unwrap_or_else(PoisonError::into_inner);
+                if shapes.len() >= MAX_ROUTES && !shapes.contains_key(&hash) {
+                    shapes.clear();
+                }
+                // The window only grows: an answer late in a window announces less than all of it.
+                let shape = shapes.entry(Arc::clone(&hash)).or_insert(Shape {
                     limit,
-                    window,
-                })
+                    window: Duration::ZERO,
+                });
+                shape.limit = limit;
+                shape.window = shape.window.max(Duration::from_millis(
+                    super::budget::millis(reset_after).max(1),
+                ));
+                Some(RouteKnown::Bucket(hash))
             }
-            _ if known.is_none() && status.is_success() => Some(Learned::Unlimited),
+            _ if known.is_none() && status.is_success() => Some(RouteKnown::Unlimited),
             _ => None,
         };
-        match update {
-            Some(learned) if known.as_ref() != Some(&learned) => {
-                if known.is_none() {
-                    tracing::debug!(route = %route.route, bucket = ?learned, "discord rate limit: bucket learned");
-                }
-                routes.insert(route.route.clone(), learned.clone());
-                Some(learned)
+        if let Some(learned) = update.filter(|learned| known.as_ref() != Some(learned)) {
+            if known.is_none() {
+                tracing::debug!(route = %route.route, bucket = ?learned, "discord rate limit: bucket learned");
             }
-            _ => known,
+            if routes.len() >= MAX_ROUTES {
+                routes.clear();
+            }
+            routes.insert(route.route.clone(), learned);
         }
     }
 
-    /// Gives back the grant of a request that was never sent.
-    fn refund(self: &Arc<Self>, permit: &Permit) {
-        let ticket = Ticket {
-            identity: &permit.identity,
-            bucket: &permit.bucket,
-            bucket_limit: permit.bucket_limit,
-            global_limit: permit.global_limit,
-        };
-        match permit.source {
-            Source::Memory => self.memory.refund(&ticket, permit.at),
+    /// Gives back a grant whose request was never sent.
+    fn refund(self: &Arc<Self>, grant: Grant) {
+        match grant.source {
+            Source::Memory => self.memory.refund(&grant.ticket(), grant.at),
             #[cfg(feature = "redis")]
             Source::Redis => {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                     return;
                 };
-                let limiter = Arc::clone(self);
-                let (identity, bucket, at) =
-                    (permit.identity.clone(), permit.bucket.clone(), permit.at);
-                let (bucket_limit, global_limit) = (permit.bucket_limit, permit.global_limit);
-                runtime.spawn(async move {
-                    let ticket = Ticket {
-                        identity: &identity,
-                        bucket: &bucket,
-                        bucket_limit,
-                        global_limit,
-                    };
-                    if let Some(redis) = &limiter.redis {
-                        let _ = redis.refund(&ticket, at).await;
-                    }
+                let Some(redis) = self.redis.clone() else {
+                    return;
+                };
+                let refund = runtime.spawn(async move {
+                    let _ = redis.refund(&grant.ticket()).await;
                 });
+                let mut refunds = self.refunds.lock().unwrap_or_else(PoisonError::into_inner);
+                refunds.retain(|refund| !refund.is_finished());
+                refunds.push(refund);
             }
+        }
+    }
+}
+
+/// An admission asked of Redis and not yet answered: dropped armed, it gives back what the script may
+/// have granted.
+#[cfg(feature = "redis")]
+struct PendingAdmission {
+    limiter: Arc<Limiter>,
+    grant: Option<Grant>,
+}
+
+#[cfg(feature = "redis")]
+impl Drop for PendingAdmission {
+    fn drop(&mut self) {
+        if let Some(grant) = self.grant.take() {
+            self.limiter.refund(grant);
         }
     }
 }
@@ -442,14 +522,14 @@ impl Permit {
     /// The request is about to be handed to the client: its grant is used.
     pub(crate) fn sent(&mut self) {
         self.sent = true;
+        self.limiter.stats.admitted();
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.sent {
-            let limiter = Arc::clone(&self.limiter);
-            limiter.refund(self);
+            self.limiter.refund(self.grant.clone());
         }
     }
 }

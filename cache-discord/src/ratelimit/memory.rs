@@ -88,12 +88,13 @@ impl MemoryBudget {
                 wait = (until - now, reason);
             }
         };
+        let global_hold = ticket.global_limit.map(|_| global.as_str());
         for (name, reason) in [
-            ("all", WaitReason::Everything),
-            (global.as_str(), WaitReason::Global),
-            (bucket.as_str(), WaitReason::Bucket),
+            (Some("all"), WaitReason::Everything),
+            (global_hold, WaitReason::Global),
+            (Some(bucket.as_str()), WaitReason::Bucket),
         ] {
-            if let Some(until) = holds.get(name) {
+            if let Some(until) = name.and_then(|name| holds.get(name)) {
                 consider(*until, reason);
             }
         }
@@ -150,7 +151,10 @@ impl MemoryBudget {
         hold("all".to_owned(), effects.hold_everything);
         if let (Some(at), Some(limit)) = (effects.adopt, ticket.bucket_limit) {
             let name = format!("b:{}:{}", ticket.identity, ticket.bucket);
-            state.logs.entry(name).or_default().push(at, limit);
+            let log = state.logs.entry(name).or_default();
+            // Never older than the newest grant: the log stays newest first (and errs on waiting).
+            let at = log.times.front().map_or(at, |newest| at.max(*newest));
+            log.push(at, limit);
         }
         if effects.invalid {
             let slot = now / INVALID_SLOT_MS;
@@ -174,10 +178,13 @@ impl MemoryBudget {
     /// Gives back the grant made at `at`: its request was never sent.
     pub(crate) fn refund(&self, ticket: &Ticket<'_>, at: u64) {
         let mut state = self.state();
-        for name in [
-            format!("b:{}:{}", ticket.identity, ticket.bucket),
-            format!("g:{}", ticket.identity),
-        ] {
+        let bucket = ticket
+            .bucket_limit
+            .map(|_| format!("b:{}:{}", ticket.identity, ticket.bucket));
+        let global = ticket
+            .global_limit
+            .map(|_| format!("g:{}", ticket.identity));
+        for name in [bucket, global].into_iter().flatten() {
             if let Some(log) = state.logs.get_mut(&name) {
                 if let Some(position) = log.times.iter().position(|t| *t == at) {
                     log.times.remove(position);
@@ -202,7 +209,7 @@ fn guard_release(invalid: &mut VecDeque<(u64, u64)>, now: u64, limit: u32) -> Op
     let slot = now / INVALID_SLOT_MS;
     while invalid
         .front()
-        .is_some_and(|(first, _)| first + INVALID_SLOTS <= slot)
+        .is_some_and(|(first, _)| first + INVALID_SLOTS < slot)
     {
         invalid.pop_front();
     }
@@ -214,7 +221,7 @@ fn guard_release(invalid: &mut VecDeque<(u64, u64)>, now: u64, limit: u32) -> Op
     for (first, count) in invalid.iter() {
         total -= count;
         if total < limit {
-            return Some((first + INVALID_SLOTS) * INVALID_SLOT_MS);
+            return Some((first + INVALID_SLOTS + 1) * INVALID_SLOT_MS);
         }
     }
     Some(now + INVALID_SLOT_MS)

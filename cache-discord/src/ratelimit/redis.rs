@@ -28,11 +28,12 @@ use super::budget::{
 const NOW: &str = "local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function ms(x) return string.format('%d', x) end
+local function grant_time(entry) return tonumber(string.match(entry, '^%d+')) end
 ";
 
 /// KEYS: bucket log, bucket hold, global log, global hold, everything hold, guard, rejected token.
-/// ARGV: bucket count (0: none), bucket window ms, global count (0: exempt), global window ms, probe
-/// lease ms. Returns `{0, now, probe}` granted, `{1, wait, reason}` (1 bucket, 2 global, 3 all),
+/// ARGV: bucket count (0: none), bucket window ms, global count (0: exempt, global holds too), global
+/// window ms, probe lease ms, grant id. Log entries are `<ms>:<grant id>`. Returns `{0, now, probe}` granted, `{1, wait, reason}` (1 bucket, 2 global, 3 all),
 /// `{2, retry_in}` token rejected, `{3, retry_in}` guarded.
 static ADMIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -49,14 +50,15 @@ local function held(key, why)
   local ttl = redis.call('PTTL', key)
   if ttl > wait then wait = ttl; reason = why end
 end
-held(KEYS[5], 3); held(KEYS[4], 2); held(KEYS[2], 1)
 local bc, bw = tonumber(ARGV[1]), tonumber(ARGV[2])
 local gc, gw = tonumber(ARGV[3]), tonumber(ARGV[4])
+held(KEYS[5], 3); held(KEYS[2], 1)
+if gc > 0 then held(KEYS[4], 2) end
 local function logged(key, count, window, why)
   if count <= 0 then return end
   local oldest = redis.call('LINDEX', key, count - 1)
   if oldest then
-    local w = tonumber(oldest) + window - now
+    local w = grant_time(oldest) + window - now
     if w > wait then wait = w; reason = why end
   end
 end
@@ -64,7 +66,7 @@ logged(KEYS[1], bc, bw, 1); logged(KEYS[3], gc, gw, 2)
 if wait > 0 then return {{1, wait, reason}} end
 local function push(key, count, window)
   if count <= 0 then return end
-  redis.call('LPUSH', key, ms(now))
+  redis.call('LPUSH', key, ms(now) .. ':' .. ARGV[6])
   redis.call('LTRIM', key, 0, count - 1)
   redis.call('PEXPIRE', key, window)
 end
@@ -81,7 +83,7 @@ return {{0, now, probe}}"
 /// KEYS: bucket log, bucket hold, global hold, everything hold, invalid counts, guard, rejected token.
 /// ARGV: holds in ms for the bucket, the token, everything (0: none); adopted grant time (0: none),
 /// bucket count, bucket window ms; invalid (0/1), invalid limit; token verdict (0 unchanged,
-/// 1 rejected, 2 accepted), back-off ms.
+/// 1 rejected, 2 accepted), back-off ms; grant id.
 static OBSERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{NOW}
@@ -92,7 +94,10 @@ end
 hold(KEYS[2], ARGV[1]); hold(KEYS[3], ARGV[2]); hold(KEYS[4], ARGV[3])
 local adopt = tonumber(ARGV[4])
 if adopt > 0 then
-  redis.call('LPUSH', KEYS[1], ms(adopt))
+  -- Never older than the newest grant: the log stays newest first (and errs on waiting).
+  local newest = redis.call('LINDEX', KEYS[1], 0)
+  if newest and grant_time(newest) > adopt then adopt = grant_time(newest) end
+  redis.call('LPUSH', KEYS[1], ms(adopt) .. ':' .. ARGV[11])
   redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[5]) - 1)
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]))
 end
@@ -104,7 +109,7 @@ if ARGV[7] == '1' then
   local slots, total = {{}}, 0
   for i = 1, #fields, 2 do
     local s, c = tonumber(fields[i]), tonumber(fields[i + 1])
-    if s + {INVALID_SLOTS} <= slot then
+    if s + {INVALID_SLOTS} < slot then
       redis.call('HDEL', KEYS[5], fields[i])
     else
       table.insert(slots, {{s, c}})
@@ -118,7 +123,7 @@ if ARGV[7] == '1' then
     for _, entry in ipairs(slots) do
       total = total - entry[2]
       if total < limit then
-        release = (entry[1] + {INVALID_SLOTS}) * {INVALID_SLOT_MS}
+        release = (entry[1] + {INVALID_SLOTS} + 1) * {INVALID_SLOT_MS}
         break
       end
     end
@@ -132,15 +137,25 @@ elseif ARGV[9] == '2' then
   redis.call('DEL', KEYS[7])
 end
 return 1",
-        window_ms = (INVALID_SLOTS + 1) * INVALID_SLOT_MS,
+        window_ms = (INVALID_SLOTS + 2) * INVALID_SLOT_MS,
     ))
 });
 
-/// KEYS: bucket log, global log. ARGV: the grant's time.
+/// KEYS: bucket log, global log. ARGV: the grant's id, whether to look in each log (0/1). Logs hold at
+/// most their limit's count of entries.
 static REFUND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        "redis.call('LREM', KEYS[1], 1, ARGV[1])
-redis.call('LREM', KEYS[2], 1, ARGV[1])
+        "local suffix = ':' .. ARGV[1]
+for i = 1, 2 do
+  if ARGV[i + 1] == '1' then
+    for _, entry in ipairs(redis.call('LRANGE', KEYS[i], 0, -1)) do
+      if string.sub(entry, -#suffix) == suffix then
+        redis.call('LREM', KEYS[i], 1, entry)
+        break
+      end
+    end
+  end
+end
 return 1",
     )
 });
@@ -204,7 +219,8 @@ impl RedisBudget {
             .arg(bucket_window)
             .arg(global_count)
             .arg(global_window)
-            .arg(millis(PROBE_LEASE));
+            .arg(millis(PROBE_LEASE))
+            .arg(ticket.grant);
         let reply: Vec<i64> = self.scripts.invoke("rate limit", &invocation).await?;
         let number = |index: usize| {
             reply
@@ -269,20 +285,24 @@ impl RedisBudget {
             .arg(u8::from(effects.invalid))
             .arg(self.guard.invalid_limit)
             .arg(token)
-            .arg(millis(self.guard.token_backoff));
+            .arg(millis(self.guard.token_backoff))
+            .arg(ticket.grant);
         self.scripts
             .invoke::<i64>("rate limit answer", &invocation)
             .await
             .map(drop)
     }
 
-    pub(crate) async fn refund(&self, ticket: &Ticket<'_>, at: u64) -> Result<(), Error> {
+    /// Gives back the grant `ticket.grant`, wherever the admission put it.
+    pub(crate) async fn refund(&self, ticket: &Ticket<'_>) -> Result<(), Error> {
         let names = self.names(ticket);
         let mut invocation = REFUND.prepare_invoke();
         invocation
             .key(&names.bucket_log)
             .key(&names.global_log)
-            .arg(at);
+            .arg(ticket.grant)
+            .arg(u8::from(ticket.bucket_limit.is_some()))
+            .arg(u8::from(ticket.global_limit.is_some()));
         self.scripts
             .invoke::<i64>("rate limit refund", &invocation)
             .await

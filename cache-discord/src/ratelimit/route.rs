@@ -25,6 +25,8 @@ pub(crate) struct RequestRoute {
     pub(crate) major: String,
     /// Interaction callbacks do not count against the global limit.
     pub(crate) global_exempt: bool,
+    /// The path carries a token of its own (webhooks, interactions): a 401 is about that one.
+    pub(crate) path_token: bool,
 }
 
 impl RequestRoute {
@@ -40,6 +42,7 @@ impl RequestRoute {
         route.push(' ');
         let mut major = String::new();
         let mut global_exempt = false;
+        let mut path_token = false;
         let resource = segments.first().copied().unwrap_or("");
         let mut index = 0;
         while index < segments.len() {
@@ -53,9 +56,17 @@ impl RequestRoute {
                 }
                 (2, "webhooks") => {
                     let _ = write!(major, ":{}", fingerprint(segment.as_bytes()));
+                    path_token = true;
                     Some("webhook_token")
                 }
-                (2, "interactions") => Some("interaction_token"),
+                (2, "interactions") => {
+                    path_token = true;
+                    Some("interaction_token")
+                }
+                // Invite and template codes are values, not words of the route.
+                _ if index > 0 && matches!(segments[index - 1], "invites" | "templates") => {
+                    Some("code")
+                }
                 _ if index > 0 && segments[index - 1] == "reactions" => Some("emoji"),
                 _ if is_id(segment) => Some("id"),
                 _ if is_word(segment) => None,
@@ -79,6 +90,7 @@ impl RequestRoute {
             route,
             major,
             global_exempt,
+            path_token,
         }
     }
 
@@ -164,6 +176,8 @@ mod tests {
         );
         assert_eq!(r.route, "POST /channels/{channel}/messages");
         assert_eq!(r.major, "channel:42");
+        let r = route(Method::GET, "/api/v10/invites/discord-developers");
+        assert_eq!(r.route, "GET /invites/{code}");
         let r = route(Method::GET, "/api/users/@me/guilds");
         assert_eq!(
             (r.route.as_str(), r.major.as_str()),
@@ -185,7 +199,7 @@ mod tests {
             r.route,
             "POST /interactions/{interaction}/{interaction_token}/callback"
         );
-        assert!(r.global_exempt && !r.name().contains(token));
+        assert!(r.global_exempt && r.path_token && !r.name().contains(token));
         let r = route(
             Method::PUT,
             "/api/v10/channels/1/messages/2/reactions/%F0%9F%91%8D/@me",

@@ -112,13 +112,20 @@ where
         .extensions()
         .get::<MaxWait>()
         .map_or(limiter.config.max_wait, |bound| bound.0);
-    let deadline = Instant::now() + max_wait;
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(max_wait)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
     let route = RequestRoute::of(request.method(), request.uri(), request.headers());
     let (parts, body) = request.into_parts();
     let mut body = Replay::new(body).await?;
-    let mut retried = false;
+    // The 429 a retry answers for: handed over as Discord sent it if the retry cannot get its turn.
+    let mut refused: Option<http::Response<RB>> = None;
     loop {
-        let mut permit = limiter.acquire(&route, deadline, max_wait).await?;
+        let mut permit = match limiter.acquire(&route, deadline, max_wait).await {
+            Ok(permit) => permit,
+            Err(error) => return refused.ok_or_else(|| error.into()),
+        };
         let request = http::Request::from_parts(parts.clone(), body.next());
         // A client that fails to become ready drops the permit unsent: its grant is given back.
         let ready = inner.ready().await.map_err(Into::into)?;
@@ -129,10 +136,12 @@ where
             .await;
         match outcome {
             Outcome::Refused { retry_after }
-                if !retried && body.replays() && Instant::now() + retry_after <= deadline =>
+                if refused.is_none()
+                    && body.replays()
+                    && Instant::now() + retry_after <= deadline =>
             {
                 // Discord did not process it: once more, after the hold the 429 set.
-                retried = true;
+                refused = Some(response);
                 limiter.stats.retried();
             }
             _ => return Ok(response),
