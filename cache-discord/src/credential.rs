@@ -67,6 +67,13 @@ impl UserKey {
         Self(hex)
     }
 
+    /// A key given in its written form (32 hex digits, as [`as_str`](Self::as_str) shows it), such as
+    /// one an admin endpoint receives; `None` for anything else.
+    pub fn from_hex(key: &str) -> Option<Self> {
+        (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(key.to_ascii_lowercase()))
+    }
+
     /// The key as it appears in cache keys and tags: 32 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0

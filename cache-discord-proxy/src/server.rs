@@ -1,0 +1,210 @@
+//! [`Proxy`] and [`RunningProxy`]: the listeners, their connections, and a graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_discord::{CachedResponse, DiscordBody, DiscordCacheLayer, DiscordRateLimitLayer};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::Layer;
+use tower_cache::EnvStore;
+
+use crate::admin::{self, AdminService};
+use crate::client::upstream_client;
+use crate::credentials::Accepted;
+use crate::service::ProxyService;
+use crate::{Error, ProxySettings};
+
+/// The proxy, assembled: the store, the Discord cache, the rate limiter and the upstream client.
+pub struct Proxy {
+    settings: ProxySettings,
+    store: EnvStore<CachedResponse>,
+    discord: DiscordCacheLayer<EnvStore<CachedResponse>>,
+    limits: DiscordRateLimitLayer,
+}
+
+impl Proxy {
+    /// Everything from the environment: the store (`REDIS_URL`, memory otherwise), the cache
+    /// (`CACHE_ENABLED`, `CACHE_DISCORD_*`) and the rate limiter (shared in Redis when there is one).
+    ///
+    /// # Errors
+    /// A bad setting, naming its variable.
+    pub fn from_env(settings: ProxySettings) -> Result<Self, Error> {
+        let store = EnvStore::<CachedResponse>::from_env()?;
+        let discord = DiscordCacheLayer::from_env(store.clone())?
+            .events(cache_core::metrics::MetricsEvents::new("discord"));
+        let limits = DiscordRateLimitLayer::from_env()?;
+        let limits = match store.redis_scripts() {
+            Some(scripts) => limits.shared(scripts),
+            None => limits,
+        };
+        Ok(Self::new(settings, store, discord, limits))
+    }
+
+    /// A proxy from parts made in code.
+    pub fn new(
+        settings: ProxySettings,
+        store: EnvStore<CachedResponse>,
+        discord: DiscordCacheLayer<EnvStore<CachedResponse>>,
+        limits: DiscordRateLimitLayer,
+    ) -> Self {
+        Self {
+            settings,
+            store,
+            discord,
+            limits,
+        }
+    }
+
+    /// Binds the listeners and serves until [`RunningProxy::shutdown`].
+    ///
+    /// # Errors
+    /// A listener cannot be bound; the upstream's TLS settings are unusable.
+    pub async fn start(self) -> Result<RunningProxy, Error> {
+        let _ = admin::prometheus();
+        let client = upstream_client(self.settings.ca_pem.as_deref())?;
+        let paced = self.limits.layer(client);
+        let service = ProxyService {
+            upstream: self.settings.upstream.clone(),
+            cached: self.discord.layer(paced.clone()),
+            paced,
+            accepted: Arc::new(Accepted::default()),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let grace = self.settings.shutdown_grace;
+        let mut tasks = JoinSet::new();
+        let listener = bind(self.settings.listen).await?;
+        let addr = local_addr(&listener, self.settings.listen)?;
+        tasks.spawn(serve(listener, stopped.clone(), grace, move |request| {
+            service.clone().handle(request)
+        }));
+        let mut admin_addr = None;
+        if let Some((listen, token)) = &self.settings.admin {
+            let admin = AdminService {
+                token: token.as_str().into(),
+                discord: self.discord.clone(),
+                limits: self.limits.clone(),
+                store: self.store.clone(),
+                upstream: self.settings.upstream.clone(),
+            };
+            let listener = bind(*listen).await?;
+            admin_addr = Some(local_addr(&listener, *listen)?);
+            tasks.spawn(serve(listener, stopped, grace, move |request| {
+                admin.clone().handle(request)
+            }));
+        }
+        tracing::info!(%addr, admin = ?admin_addr, upstream = %self.settings.upstream, backend = self.store.backend(), "discord proxy: listening");
+        Ok(RunningProxy {
+            addr,
+            admin_addr,
+            stop,
+            tasks,
+        })
+    }
+}
+
+/// A proxy serving. Dropping it stops it at once; [`shutdown`](Self::shutdown) lets in-flight
+/// requests finish first.
+pub struct RunningProxy {
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl RunningProxy {
+    /// Where bots connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where the control routes listen, when on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish within the shutdown grace, then
+    /// returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl std::fmt::Debug for RunningProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningProxy")
+            .field("addr", &self.addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(|source| Error::Listen { addr, source })
+}
+
+/// Accepts connections (HTTP/1.1 with keep-alive, or HTTP/2 without TLS) until `stopped`, then gives
+/// in-flight requests `grace` to finish.
+async fn serve<F, Fut>(
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+    grace: Duration,
+    handle: F,
+) where
+    F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<DiscordBody>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "discord proxy: accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handle = handle.clone();
+                let service = hyper::service::service_fn(move |request| {
+                    let answer = handle(request);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "discord proxy: connection ended");
+                    }
+                });
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "discord proxy: requests still in flight at the end of the shutdown grace");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! [`ProxyService`]: one request from a bot, relayed through the Discord cache and the rate limiter.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cache_core::BoxError;
+use cache_discord::ratelimit::RateLimitError;
+use cache_discord::{CachedResponse, DiscordBody, DiscordCacheService, DiscordRateLimit, Route};
+use http::{HeaderValue, Method, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+use tower::ServiceExt;
+use tower_cache::EnvStore;
+
+use crate::client::UpstreamClient;
+use crate::credentials::Accepted;
+use crate::relay::{self, NotRelayed};
+
+/// The rate-limited client to Discord.
+pub(crate) type Paced = DiscordRateLimit<UpstreamClient>;
+/// The cache over it.
+pub(crate) type Cached = DiscordCacheService<Paced, EnvStore<CachedResponse>>;
+
+/// What every connection shares.
+#[derive(Clone)]
+pub(crate) struct ProxyService {
+    pub(crate) upstream: http::Uri,
+    pub(crate) cached: Cached,
+    pub(crate) paced: Paced,
+    pub(crate) accepted: Arc<Accepted>,
+}
+
+impl ProxyService {
+    /// Answers one request. Never fails: a request the proxy cannot relay gets the answer Discord
+    /// would give (404 outside the API), a local refusal gets Discord's shape of it.
+    pub(crate) async fn handle(
+        self,
+        request: http::Request<Incoming>,
+    ) -> http::Response<DiscordBody> {
+        let (mut parts, body) = request.into_parts();
+        let uri = match relay::upstream_uri(&self.upstream, &parts.uri) {
+            Ok(uri) => uri,
+            Err(NotRelayed::NotApi) => {
+                return discord_error(StatusCode::NOT_FOUND, "404: Not Found")
+            }
+            Err(NotRelayed::AmbiguousPath) => {
+                return discord_error(StatusCode::BAD_REQUEST, "400: Bad Request")
+            }
+        };
+        parts.uri = uri;
+        relay::strip_hop_by_hop(&mut parts.headers, true);
+        let is_read = parts.method == Method::GET
+            && Route::parse(&parts.method, &parts.uri).is_some_and(|(route, _)| route.is_read());
+        let vouched = self.accepted.vouches_for(&parts.headers);
+        let headers = parts.headers.clone();
+        let request = http::Request::from_parts(parts, DiscordBody::streamed(body));
+        let answer = if is_read && !vouched {
+            // A credential Discord has not accepted lately reads from Discord itself.
+            let answer = self.paced.oneshot(request).await;
+            answer.map(|response| response.map(DiscordBody::streamed))
+        } else {
+            self.cached.oneshot(request).await
+        };
+        let mut response = match answer {
+            Ok(response) => response,
+            Err(error) => return local_answer(&error),
+        };
+        if !is_read || !vouched || response.status() == StatusCode::UNAUTHORIZED {
+            // Discord's own answer (reads of accepted tokens may be cached ones).
+            self.accepted.record(&headers, response.status());
+        }
+        relay::strip_hop_by_hop(response.headers_mut(), false);
+        if is_read && vouched && response.status().is_success() {
+            // A cached answer's rate-limit headers are an old window's: a client pacing itself by
+            // them would wait for nothing. The proxy paces what goes to Discord.
+            let stale: Vec<_> = response
+                .headers()
+                .keys()
+                .filter(|name| name.as_str().starts_with("x-ratelimit-"))
+                .cloned()
+                .collect();
+            for name in stale {
+                response.headers_mut().remove(name);
+            }
+        }
+        response
+    }
+}
+
+/// The answer for a request the proxy did not send, in Discord's shapes.
+fn local_answer(error: &BoxError) -> http::Response<DiscordBody> {
+    match error.downcast_ref::<RateLimitError>() {
+        Some(
+            RateLimitError::WouldWait { wait: retry, .. }
+            | RateLimitError::InvalidRequestGuard {
+                retry_in: retry, ..
+            },
+        ) => {
+            let seconds = retry.as_secs_f64();
+            let body = json!({"message": "You are being rate limited.", "retry_after": (seconds * 1000.0).ceil() / 1000.0, "global": false});
+            let mut response = json_answer(StatusCode::TOO_MANY_REQUESTS, &body);
+            let whole = seconds.ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(whole));
+            response
+                .headers_mut()
+                .insert("x-ratelimit-scope", HeaderValue::from_static("user"));
+            response
+        }
+        Some(RateLimitError::TokenRejected { .. }) => {
+            discord_error(StatusCode::UNAUTHORIZED, "401: Unauthorized")
+        }
+        _ => {
+            tracing::warn!(%error, "discord proxy: the upstream could not be reached");
+            discord_error(StatusCode::BAD_GATEWAY, "502: Bad Gateway")
+        }
+    }
+}
+
+fn discord_error(status: StatusCode, message: &str) -> http::Response<DiscordBody> {
+    json_answer(status, &json!({"message": message, "code": 0}))
+}
+
+pub(crate) fn json_answer(
+    status: StatusCode,
+    body: &serde_json::Value,
+) -> http::Response<DiscordBody> {
+    let mut response = http::Response::new(DiscordBody::full(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

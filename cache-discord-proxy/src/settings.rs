@@ -1,0 +1,225 @@
+//! [`ProxySettings`]: where the proxy listens, where it relays, and its control routes, from the
+//! environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cache_core::config::env::{invalid, read_millis, Environment, ProcessEnv};
+
+use crate::Error;
+
+/// Where the proxy listens (default `127.0.0.1:8080`).
+pub const CACHE_PROXY_ADDR: &str = "CACHE_PROXY_ADDR";
+/// Where requests go: `https://discord.com` by default; `http://` is accepted for local upstreams.
+pub const DISCORD_API_URL: &str = "DISCORD_API_URL";
+/// A PEM file of the authorities to trust for an `https://` upstream, in place of the web PKI roots.
+pub const CACHE_PROXY_CA_FILE: &str = "CACHE_PROXY_CA_FILE";
+/// The control routes' listener; unset: no control routes.
+pub const CACHE_PROXY_ADMIN_ADDR: &str = "CACHE_PROXY_ADMIN_ADDR";
+/// The bearer token the control routes require (needed with `CACHE_PROXY_ADMIN_ADDR`).
+pub const CACHE_PROXY_ADMIN_TOKEN: &str = "CACHE_PROXY_ADMIN_TOKEN";
+/// `plain` (default) or `json` logs.
+pub const CACHE_PROXY_LOG_FORMAT: &str = "CACHE_PROXY_LOG_FORMAT";
+/// How long in-flight requests have to finish after a shutdown signal, in milliseconds.
+pub const CACHE_PROXY_SHUTDOWN_GRACE_MS: &str = "CACHE_PROXY_SHUTDOWN_GRACE_MS";
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Plain,
+    /// One JSON object per event.
+    Json,
+}
+
+/// The proxy's own settings (the cache's, the store's and the rate limiter's are read by their crates).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProxySettings {
+    /// The address bots connect to.
+    pub listen: SocketAddr,
+    /// The upstream: scheme, host and port only.
+    pub upstream: http::Uri,
+    /// Authorities trusted for an `https://` upstream (PEM), if not the web PKI roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The control routes' address and token, when on.
+    pub admin: Option<(SocketAddr, String)>,
+    /// Log lines or JSON.
+    pub log_format: LogFormat,
+    /// The bound on finishing in-flight requests at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("listen", &self.listen)
+            .field("upstream", &self.upstream)
+            .field("custom_ca", &self.ca_pem.is_some())
+            .field("admin", &self.admin.as_ref().map(|(addr, _)| addr))
+            .field("log_format", &self.log_format)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+impl ProxySettings {
+    /// Reads the `CACHE_PROXY_*` variables and `DISCORD_API_URL` from the process environment.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable whose value is bad.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_env_source(&ProcessEnv)
+    }
+
+    /// Like [`from_env`](Self::from_env), reading from `env`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable whose value is bad.
+    pub fn from_env_source(env: &impl Environment) -> Result<Self, Error> {
+        let address = |name: &str, default: Option<&str>| -> Result<Option<SocketAddr>, Error> {
+            let Some(value) = env.var(name)?.or(default.map(str::to_owned)) else {
+                return Ok(None);
+            };
+            value.trim().parse().map(Some).map_err(|_| {
+                invalid(
+                    name,
+                    &value,
+                    "expected an address and port, such as 127.0.0.1:8080",
+                )
+                .into()
+            })
+        };
+        let listen = address(CACHE_PROXY_ADDR, Some("127.0.0.1:8080"))?.expect("a default");
+        let upstream = upstream(
+            env.var(DISCORD_API_URL)?
+                .as_deref()
+                .unwrap_or("https://discord.com"),
+        )?;
+        let ca_pem = match env.var(CACHE_PROXY_CA_FILE)? {
+            Some(path) => Some(std::fs::read(path.trim()).map_err(|error| {
+                invalid(
+                    CACHE_PROXY_CA_FILE,
+                    &path,
+                    format!("cannot be read: {error}"),
+                )
+            })?),
+            None => None,
+        };
+        let admin = match address(CACHE_PROXY_ADMIN_ADDR, None)? {
+            Some(addr) => {
+                let token = env.var(CACHE_PROXY_ADMIN_TOKEN)?.unwrap_or_default();
+                if token.trim().len() < 16 {
+                    return Err(invalid(
+                        CACHE_PROXY_ADMIN_TOKEN,
+                        "<hidden>",
+                        format!("required with {CACHE_PROXY_ADMIN_ADDR}: at least 16 characters"),
+                    )
+                    .into());
+                }
+                Some((addr, token.trim().to_owned()))
+            }
+            None => None,
+        };
+        let log_format = match env.var(CACHE_PROXY_LOG_FORMAT)?.as_deref().map(str::trim) {
+            None | Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(CACHE_PROXY_LOG_FORMAT, other, "expected plain or json").into())
+            }
+        };
+        let shutdown_grace =
+            read_millis(env, CACHE_PROXY_SHUTDOWN_GRACE_MS, Duration::from_secs(10))?;
+        Ok(Self {
+            listen,
+            upstream,
+            ca_pem,
+            admin,
+            log_format,
+            shutdown_grace,
+        })
+    }
+
+    /// Settings for a proxy on `listen` in front of `upstream` (`http://` or `https://`, no path),
+    /// without control routes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `DISCORD_API_URL` when `upstream` is not such a URL.
+    pub fn new(listen: SocketAddr, upstream: &str) -> Result<Self, Error> {
+        Ok(Self {
+            listen,
+            upstream: self::upstream(upstream)?,
+            ca_pem: None,
+            admin: None,
+            log_format: LogFormat::Plain,
+            shutdown_grace: Duration::from_secs(10),
+        })
+    }
+
+    /// Turns the control routes on, at `addr`, guarded by `token`.
+    pub fn admin(mut self, addr: SocketAddr, token: impl Into<String>) -> Self {
+        self.admin = Some((addr, token.into()));
+        self
+    }
+}
+
+/// An upstream URL: `http` or `https`, a host, maybe a port, and nothing after it.
+fn upstream(value: &str) -> Result<http::Uri, Error> {
+    let bad = |reason: &str| invalid(DISCORD_API_URL, value, reason.to_owned()).into();
+    let uri: http::Uri = value
+        .trim()
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("expected http:// or https://")),
+    }
+    if uri.authority().is_none() {
+        return Err(bad("expected a host"));
+    }
+    if uri
+        .path_and_query()
+        .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
+        return Err(bad("expected no path: requests keep theirs (/api/v10/...)"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bad_values_name_their_variable() {
+        let settings = ProxySettings::from_env_source(&[("CACHE_KEY_PREFIX", "x")]).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(settings.upstream, "https://discord.com");
+        assert!(settings.admin.is_none());
+        for (name, value) in [
+            (CACHE_PROXY_ADDR, "localhost"),
+            (DISCORD_API_URL, "ftp://discord.com"),
+            (DISCORD_API_URL, "https://discord.com/api"),
+            (CACHE_PROXY_LOG_FORMAT, "xml"),
+            (CACHE_PROXY_ADMIN_ADDR, "127.0.0.1:9"),
+            (CACHE_PROXY_CA_FILE, "/nonexistent/ca.pem"),
+        ] {
+            let error = ProxySettings::from_env_source(&[(name, value)]).unwrap_err();
+            let shown = error.to_string();
+            let named = if name == CACHE_PROXY_ADMIN_ADDR {
+                CACHE_PROXY_ADMIN_TOKEN
+            } else {
+                name
+            };
+            assert!(shown.contains(named), "{shown}");
+        }
+        let secret = "a-long-enough-admin-token";
+        let settings = ProxySettings::from_env_source(&[
+            (CACHE_PROXY_ADMIN_ADDR, "127.0.0.1:9090"),
+            (CACHE_PROXY_ADMIN_TOKEN, secret),
+        ])
+        .unwrap();
+        assert!(!format!("{settings:?}").contains(secret));
+    }
+}

@@ -1,0 +1,420 @@
+//! The proxy in front of the Discord-like server, driven over real connections.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_discord::{CachedResponse, DiscordCacheLayer, DiscordRateLimitLayer, RateLimitConfig};
+use cache_discord_proxy::{Proxy, ProxySettings, RunningProxy};
+use cache_memory::MemoryStore;
+use discord_test_server::{DiscordServer, Outage, RateLimits, ServerConfig};
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower_cache::EnvStore;
+
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+struct Setup {
+    server: DiscordServer,
+    proxy: RunningProxy,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+async fn setup(config: ServerConfig) -> Setup {
+    let server = DiscordServer::start(config).await.unwrap();
+    let settings = ProxySettings::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &format!("http://{}", server.addr()),
+    )
+    .unwrap()
+    .admin("127.0.0.1:0".parse().unwrap(), ADMIN_TOKEN);
+    let store = EnvStore::Memory(MemoryStore::<CachedResponse>::new(10_000));
+    let discord =
+        DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")]).unwrap();
+    let limits = DiscordRateLimitLayer::new(RateLimitConfig::default());
+    let proxy = Proxy::new(settings, store, discord, limits)
+        .start()
+        .await
+        .unwrap();
+    Setup {
+        server,
+        proxy,
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    }
+}
+
+fn quiet() -> ServerConfig {
+    ServerConfig {
+        latency: Duration::from_millis(1),
+        rate_limits: RateLimits::unlimited(),
+        ..ServerConfig::default()
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v10{path}", self.proxy.addr())
+    }
+
+    fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy.admin_addr().unwrap())
+    }
+
+    async fn send(&self, request: http::Request<Full<Bytes>>) -> Answer {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the proxy answers");
+        let (parts, body) = response.into_parts();
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
+    async fn get(&self, path: &str, authorization: &str) -> Answer {
+        let request = http::Request::get(self.url(path))
+            .header("authorization", authorization)
+            .body(Full::default())
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn admin(
+        &self,
+        method: http::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Answer {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(self.admin_url(path));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(
+            request
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_reads_are_cached_and_answered_without_old_rate_limit_headers() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    let first = setup.get(&format!("/guilds/{guild}/roles"), &bot).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        first.headers.contains_key("x-ratelimit-limit"),
+        "Discord's own answer keeps its headers"
+    );
+    for _ in 0..20 {
+        let again = setup.get(&format!("/guilds/{guild}/roles"), &bot).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body, first.body);
+        assert!(!again
+            .headers
+            .keys()
+            .any(|name| name.as_str().starts_with("x-ratelimit-")));
+    }
+    // The first read vouched for the token (uncached), the second filled the cache, the rest hit.
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_token_claiming_the_bots_id_gets_no_cached_data() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot();
+    let guild = setup.server.guilds()[0].id;
+    let path = format!("/guilds/{guild}/roles");
+    for _ in 0..3 {
+        assert_eq!(
+            setup.get(&path, &bot.bot_authorization()).await.status,
+            StatusCode::OK
+        );
+    }
+    let id_segment = bot.token.split('.').next().unwrap();
+    let forged = format!("Bot {id_segment}.Zm9yZ2Vk.c2lnbmF0dXJlLWZvcmdlZA");
+    for _ in 0..3 {
+        let answer = setup.get(&path, &forged).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+        assert!(!answer.body.starts_with(b"["));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_never_see_each_others_guild_lists() {
+    let setup = setup(quiet()).await;
+    let users = setup.server.users();
+    let (a, b) = (&users[0], &users[1]);
+    for _ in 0..3 {
+        let of_a = setup
+            .get("/users/@me/guilds", &a.account.bearer_authorization())
+            .await
+            .json();
+        let of_b = setup
+            .get("/users/@me/guilds", &b.account.bearer_authorization())
+            .await
+            .json();
+        let ids = |list: &Value| -> Vec<u64> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["id"].as_str().unwrap().parse().unwrap())
+                .collect()
+        };
+        assert_eq!(ids(&of_a), a.guilds);
+        assert_eq!(ids(&of_b), b.guilds);
+    }
+}
+
+/// Sends raw bytes to the proxy and returns the status line's code and the whole answer.
+async fn raw(setup: &Setup, request: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(setup.proxy.addr())
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_attempts_reach_nothing_but_the_upstream() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    // An absolute-form URI naming another host, and a Host header naming another: the upstream answers.
+    let (status, answer) = raw(
+        &setup,
+        &format!("GET http://169.254.169.254/api/v10/guilds/{guild}/roles HTTP/1.1\r\nHost: 169.254.169.254\r\nAuthorization: {bot}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("@everyone"));
+    let before = setup.server.stats().requests;
+    for (path, expected) in [
+        ("/metrics", 404),
+        ("/healthz", 404),
+        ("/api/../healthz", 400),
+        ("/api/v10/%2e%2e/%2e%2e/metrics", 400),
+        ("/api/v10/guilds%2f1/roles", 400),
+        ("/api/v10/./users/@me", 400),
+    ] {
+        let (status, answer) = raw(
+            &setup,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, expected, "{path}: {answer}");
+    }
+    assert_eq!(
+        setup.server.stats().requests,
+        before,
+        "none of them reached anything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_reach_the_client_as_discord_sent_them_and_passthrough_keeps_headers() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    // Not a cached read: streamed through with every end-to-end header.
+    let counts = setup
+        .get(&format!("/guilds/{guild}/roles/member-counts"), &bot)
+        .await;
+    assert_eq!(counts.status, StatusCode::OK);
+    assert!(
+        counts.headers.contains_key("set-cookie")
+            && counts.headers.contains_key("x-ratelimit-bucket")
+    );
+    setup.server.fail_next(1, StatusCode::BAD_GATEWAY);
+    let failed = setup.get(&format!("/guilds/{guild}/channels"), &bot).await;
+    assert_eq!(failed.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(failed.json()["message"], "Upstream failure");
+    // A 429 whose wait is past the limiter's bound (5 s) is handed over as Discord sent it.
+    setup
+        .server
+        .start_outage(Outage::route_rate_limit(Duration::from_secs(30)));
+    let limited = setup.get(&format!("/guilds/{guild}/members/1"), &bot).await;
+    setup.server.end_outage();
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.json()["message"], "You are being rate limited.");
+    assert!(limited.headers.contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_routes_need_their_token_and_keep_the_cache_fresh() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    let roles = format!("/guilds/{guild}/roles");
+    for _ in 0..3 {
+        setup.get(&roles, &bot).await;
+    }
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        2
+    );
+    use http::Method;
+    let path = format!("/invalidate/guild/{guild}");
+    assert_eq!(
+        setup
+            .admin(Method::POST, &path, None, json!({}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        setup
+            .admin(
+                Method::POST,
+                &path,
+                Some("wrong-token-0123456789"),
+                json!({})
+            )
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        setup
+            .admin(Method::POST, &path, Some(ADMIN_TOKEN), json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    setup.get(&roles, &bot).await;
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        3,
+        "invalidated: fetched again"
+    );
+    setup.get(&roles, &bot).await;
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        3
+    );
+
+    // A gateway event forwarded by the bot, as a batch of one.
+    let events = json!([{"t": "GUILD_ROLE_UPDATE", "d": {"guild_id": guild.to_string(), "role": {"id": "1"}}}]);
+    let applied = setup
+        .admin(Method::POST, "/events", Some(ADMIN_TOKEN), events)
+        .await;
+    assert_eq!(applied.status, StatusCode::OK, "{:?}", applied.json());
+    assert_eq!(applied.json()["applied"], 1);
+    setup.get(&roles, &bot).await;
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        4
+    );
+
+    let stats = setup
+        .admin(Method::GET, "/stats", Some(ADMIN_TOKEN), json!({}))
+        .await
+        .json();
+    assert!(stats["cache"]["hits"].as_u64().unwrap() >= 2, "{stats}");
+    assert_eq!(stats["backend"], "memory");
+    let metrics = setup
+        .admin(Method::GET, "/metrics", Some(ADMIN_TOKEN), json!({}))
+        .await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&metrics.body).contains("discord_rate_limit_admitted_total"));
+    assert_eq!(
+        setup
+            .admin(Method::GET, "/metrics", None, json!({}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        setup
+            .admin(Method::GET, "/healthz", None, json!({}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let ready = setup.admin(Method::GET, "/readyz", None, json!({})).await;
+    assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish() {
+    let config = ServerConfig {
+        latency: Duration::from_millis(400),
+        ..quiet()
+    };
+    let setup = setup(config).await;
+    let bot = setup.server.bot().bot_authorization();
+    let request = http::Request::get(setup.url("/users/@me/guilds"))
+        .header("authorization", &bot)
+        .body(Full::default())
+        .unwrap();
+    let in_flight = tokio::spawn(setup.client.request(request));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let Setup {
+        proxy,
+        server,
+        client,
+    } = setup;
+    let addr = proxy.addr();
+    proxy.shutdown().await;
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("answered before the proxy stopped");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+    drop((server, client));
+}
