@@ -418,3 +418,80 @@ async fn shutdown_lets_requests_in_flight_finish() {
     );
     drop((server, client));
 }
+
+/// Two proxy instances on one Redis share entries, invalidations and the rate-limit budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_redis() {
+    use cache_redis::{RedisOptions, RedisStore};
+    let redis = redis_test_server::RedisServer::start();
+    let server = DiscordServer::start(quiet()).await.unwrap();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let settings = ProxySettings::new(
+            "127.0.0.1:0".parse().unwrap(),
+            &format!("http://{}", server.addr()),
+        )
+        .unwrap()
+        .admin("127.0.0.1:0".parse().unwrap(), ADMIN_TOKEN);
+        let options = RedisOptions::default().key_prefix("proxies").unwrap();
+        let store =
+            EnvStore::Redis(RedisStore::<CachedResponse>::connect(&redis.url(), options).unwrap());
+        let discord =
+            DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")])
+                .unwrap();
+        let limits = DiscordRateLimitLayer::new(RateLimitConfig::default())
+            .shared(store.redis_scripts().unwrap());
+        instances.push(
+            Proxy::new(settings, store, discord, limits)
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let bot = server.bot().bot_authorization();
+    let guild = server.guilds()[0].id;
+    let read = |proxy: &RunningProxy| {
+        let request = http::Request::get(format!(
+            "http://{}/api/v10/guilds/{guild}/roles",
+            proxy.addr()
+        ))
+        .header("authorization", &bot)
+        .body(Full::default())
+        .unwrap();
+        let client = client.clone();
+        async move { client.request(request).await.unwrap().status() }
+    };
+    let calls = || server.stats().calls_to("GET /guilds/{guild.id}/roles");
+    for _ in 0..3 {
+        assert_eq!(read(&instances[0]).await, StatusCode::OK);
+    }
+    assert_eq!(calls(), 2);
+    // The second instance vouches for the token once, then reads the first one's entry.
+    for _ in 0..3 {
+        assert_eq!(read(&instances[1]).await, StatusCode::OK);
+    }
+    assert_eq!(calls(), 3);
+    // Invalidated through the first instance's control route: the second fetches again.
+    let invalidate = http::Request::post(format!(
+        "http://{}/invalidate/guild/{guild}",
+        instances[0].admin_addr().unwrap()
+    ))
+    .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+    .body(Full::default())
+    .unwrap();
+    assert_eq!(
+        client.request(invalidate).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(read(&instances[1]).await, StatusCode::OK);
+    assert_eq!(calls(), 4);
+    assert_eq!(read(&instances[0]).await, StatusCode::OK);
+    assert_eq!(calls(), 4);
+    // Both admitted their requests through the one budget in Redis.
+    let keys = redis.command(&["SCAN", "0", "MATCH", "{proxies}:rl:*", "COUNT", "10000"]);
+    assert!(
+        keys.contains("{proxies}:rl:"),
+        "rate-limit state in Redis: {keys}"
+    );
+}
