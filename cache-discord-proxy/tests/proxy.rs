@@ -495,3 +495,57 @@ async fn two_instances_share_one_redis() {
         "rate-limit state in Redis: {keys}"
     );
 }
+
+/// 64-bit FNV-1a, as the local server reports what it received.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_megabyte_multipart_upload_arrives_byte_for_byte() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let channel = setup.server.guilds()[0].channels[0];
+    let boundary = "cache-discord-proxy-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{{\"attachments\":[{{\"id\":0,\"filename\":\"big.bin\"}}]}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files[0]\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    let mut state: u32 = 0x1234_5678;
+    body.extend((0..5 * 1024 * 1024).map(|_| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state as u8
+    }));
+    body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let request = http::Request::post(setup.url(&format!("/channels/{channel}/messages")))
+        .header("authorization", &bot)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("x-audit-log-reason", "upload")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    let answer = setup.send(request).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let message = answer.json();
+    assert_eq!(message["attachments"][0]["size"], body.len());
+    assert_eq!(message["body_fnv1a"], format!("{:016x}", fnv1a(&body)));
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("POST /channels/{channel.id}/messages"),
+        1,
+        "sent once"
+    );
+}
