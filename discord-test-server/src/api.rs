@@ -204,6 +204,7 @@ pub(super) async fn handle(
             return rate_limited(None, retry_after);
         }
     };
+    shared.stats.processed(template);
     let query = parts.uri.query().unwrap_or("");
     let answer = {
         let mut world = shared.world();

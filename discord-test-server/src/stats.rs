@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     global_limited: AtomicU64,
     outage_answers: AtomicU64,
     by_route: Mutex<HashMap<&'static str, u64>>,
+    processed: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl Counters {
@@ -22,6 +23,16 @@ impl Counters {
     pub(crate) fn route(&self, template: &'static str) {
         *self
             .by_route
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(template)
+            .or_default() += 1;
+    }
+
+    /// A request a handler answered: past the outage, the planned failures and the limits.
+    pub(crate) fn processed(&self, template: &'static str) {
+        *self
+            .processed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(template)
@@ -49,7 +60,15 @@ impl Counters {
             .iter()
             .map(|(route, count)| ((*route).to_owned(), *count))
             .collect();
+        let processed = self
+            .processed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(route, count)| ((*route).to_owned(), *count))
+            .collect();
         ServerStats {
+            processed,
             requests: self.requests.load(Ordering::Relaxed),
             route_rate_limited: self.route_limited.load(Ordering::Relaxed),
             global_rate_limited: self.global_limited.load(Ordering::Relaxed),
@@ -75,12 +94,21 @@ pub struct ServerStats {
     /// Requests per route, named as Discord documents them (`GET /guilds/{guild.id}/roles`);
     /// unknown paths count under `unknown`.
     pub by_route: BTreeMap<String, u64>,
+    /// Requests per route that Discord would have processed: answered by their handler, not by an
+    /// outage, a planned failure ([`DiscordServer::fail_next`](super::DiscordServer::fail_next)) or
+    /// a limit. A write sent twice shows here twice.
+    pub processed: BTreeMap<String, u64>,
 }
 
 impl ServerStats {
     /// Requests answered 429, by a bucket or the global limit.
     pub fn rate_limited(&self) -> u64 {
         self.route_rate_limited + self.global_rate_limited
+    }
+
+    /// Requests to `route` that Discord would have processed ([`processed`](Self::processed)).
+    pub fn processed_by(&self, route: &str) -> u64 {
+        self.processed.get(route).copied().unwrap_or(0)
     }
 
     /// Requests to `route` (`"GET /guilds/{guild.id}/roles"`).
