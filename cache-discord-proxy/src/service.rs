@@ -48,6 +48,9 @@ impl ProxyService {
             }
         };
         parts.uri = uri;
+        // The client's protocol is between it and the proxy; the upstream connection negotiates its
+        // own (HTTP/2 by ALPN where the upstream offers it).
+        parts.version = http::Version::HTTP_11;
         relay::strip_hop_by_hop(&mut parts.headers, true);
         let is_read = parts.method == Method::GET
             && Route::parse(&parts.method, &parts.uri).is_some_and(|(route, _)| route.is_read());

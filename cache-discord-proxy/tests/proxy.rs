@@ -549,3 +549,29 @@ async fn a_five_megabyte_multipart_upload_arrives_byte_for_byte() {
         "sent once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_may_speak_http2_without_tls() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    let h2c = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    for _ in 0..3 {
+        let request = http::Request::get(setup.url(&format!("/guilds/{guild}/roles")))
+            .header("authorization", &bot)
+            .body(Full::default())
+            .unwrap();
+        let response = h2c.request(request).await.expect("an HTTP/2 answer");
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        2
+    );
+}

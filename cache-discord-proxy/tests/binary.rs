@@ -1,0 +1,139 @@
+//! The `cache-discord-proxy` process: a bad setting stops it with the variable's name, logs are JSON
+//! without a token in them, and SIGTERM lets it finish gracefully.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use discord_test_server::{DiscordServer, RateLimits, ServerConfig};
+use http::StatusCode;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cache-discord-proxy");
+
+#[test]
+fn a_bad_setting_is_a_startup_error_naming_the_variable() {
+    let output = Command::new(BINARY)
+        .env("DISCORD_API_URL", "ftp://discord.com")
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DISCORD_API_URL"), "{stderr}");
+    let output = Command::new(BINARY)
+        .env("CACHE_PROXY_ADDR", "127.0.0.1:0")
+        .env("CACHE_DISCORD_GLOBAL_LIMIT", "many")
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("CACHE_DISCORD_GLOBAL_LIMIT"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_never_show_a_token_and_sigterm_stops_it_gracefully() {
+    let server = DiscordServer::start(ServerConfig {
+        latency: Duration::from_millis(1),
+        rate_limits: RateLimits::unlimited(),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BINARY)
+        .env("CACHE_PROXY_ADDR", format!("127.0.0.1:{port}"))
+        .env("DISCORD_API_URL", format!("http://{}", server.addr()))
+        .env("CACHE_PROXY_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the proxy never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bot = server.bot();
+    let guild = server.guilds()[0].id;
+    let webhook_token = "aB3dEfGhIjKlMnOpQrStUvWxYz0123456789webhookTOKEN";
+    let forged = format!(
+        "Bot {}.Zm9yZ2Vk.c2lnbmF0dXJl",
+        bot.token.split('.').next().unwrap()
+    );
+    for (path, authorization) in [
+        (format!("/guilds/{guild}/roles"), bot.bot_authorization()),
+        (format!("/guilds/{guild}/roles"), bot.bot_authorization()),
+        (format!("/guilds/{guild}/roles"), forged.clone()),
+        (
+            format!("/webhooks/1/{webhook_token}"),
+            bot.bot_authorization(),
+        ),
+    ] {
+        let request = http::Request::get(format!("http://127.0.0.1:{port}/api/v10{path}"))
+            .header("authorization", authorization)
+            .body(Full::default())
+            .unwrap();
+        let status = client.request(request).await.unwrap().status();
+        assert_ne!(status, StatusCode::BAD_GATEWAY);
+    }
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("shutting down"), "{logs}");
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+    for secret in [
+        bot.token.as_str(),
+        forged.trim_start_matches("Bot "),
+        webhook_token,
+    ] {
+        assert!(!logs.contains(secret), "a token in the logs");
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a token's part in the logs");
+    }
+}
