@@ -575,3 +575,83 @@ async fn clients_may_speak_http2_without_tls() {
         2
     );
 }
+
+/// An `https://` upstream with a private authority (`CACHE_PROXY_CA_FILE`): TLS by rustls, HTTP/2 by
+/// ALPN since the upstream offers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_upstream_is_reached_over_http2_with_its_authority() {
+    let server = DiscordServer::start_tls(quiet()).await.unwrap();
+    let ca = tempfile_with(server.ca_pem().unwrap());
+    let settings = ProxySettings::from_env_source(&[
+        ("CACHE_PROXY_ADDR", "127.0.0.1:0"),
+        ("DISCORD_API_URL", server.base_url().as_str()),
+        ("CACHE_PROXY_CA_FILE", ca.to_str().unwrap()),
+    ])
+    .unwrap();
+    let store = EnvStore::Memory(MemoryStore::<CachedResponse>::new(100));
+    let discord =
+        DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")]).unwrap();
+    let limits = DiscordRateLimitLayer::new(RateLimitConfig::default());
+    let proxy = Proxy::new(settings, store, discord, limits)
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let guild = server.guilds()[0].id;
+    for _ in 0..3 {
+        let request = http::Request::get(format!(
+            "http://{}/api/v10/guilds/{guild}/roles",
+            proxy.addr()
+        ))
+        .header("authorization", server.bot().bot_authorization())
+        .body(Full::default())
+        .unwrap();
+        assert_eq!(
+            client.request(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    let stats = server.stats();
+    assert_eq!(stats.calls_to("GET /guilds/{guild.id}/roles"), 2);
+    assert_eq!(
+        stats.http2_requests, stats.requests,
+        "HTTP/2 to the upstream"
+    );
+
+    // The web PKI roots do not trust this authority: no answer from a stranger's certificate.
+    let untrusting =
+        ProxySettings::new("127.0.0.1:0".parse().unwrap(), &server.base_url()).unwrap();
+    let store = EnvStore::Memory(MemoryStore::<CachedResponse>::new(100));
+    let discord =
+        DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")]).unwrap();
+    let proxy = Proxy::new(
+        untrusting,
+        store,
+        discord,
+        DiscordRateLimitLayer::new(RateLimitConfig::default()),
+    )
+    .start()
+    .await
+    .unwrap();
+    let request = http::Request::get(format!(
+        "http://{}/api/v10/guilds/{guild}/roles",
+        proxy.addr()
+    ))
+    .header("authorization", server.bot().bot_authorization())
+    .body(Full::default())
+    .unwrap();
+    assert_eq!(
+        client.request(request).await.unwrap().status(),
+        StatusCode::BAD_GATEWAY
+    );
+}
+
+fn tempfile_with(contents: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "cache-discord-proxy-ca-{}-{}.pem",
+        std::process::id(),
+        contents.len()
+    ));
+    std::fs::write(&path, contents).unwrap();
+    path
+}

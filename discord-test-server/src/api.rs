@@ -153,7 +153,7 @@ pub(super) async fn handle(
     shared: &Shared,
     request: http::Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
-    shared.stats.request();
+    shared.stats.request(request.version());
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }

@@ -40,6 +40,7 @@ mod api;
 mod outage;
 mod ratelimit;
 mod stats;
+mod tls;
 mod world;
 
 pub use outage::Outage;
@@ -52,9 +53,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use http::StatusCode;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -194,6 +195,7 @@ pub struct DiscordServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl DiscordServer {
@@ -202,6 +204,26 @@ impl DiscordServer {
     /// # Errors
     /// The listener could not be bound.
     pub async fn start(config: ServerConfig) -> std::io::Result<Self> {
+        Self::start_with(config, None).await
+    }
+
+    /// Like [`start`](Self::start), serving HTTPS only (HTTP/2 or HTTP/1.1 by ALPN) with a
+    /// certificate for `localhost` and `127.0.0.1` signed by an authority made on the spot
+    /// ([`ca_pem`](Self::ca_pem)); [`url`](Self::url) is then `https://localhost:PORT/...`.
+    ///
+    /// # Errors
+    /// The listener could not be bound.
+    pub async fn start_tls(config: ServerConfig) -> std::io::Result<Self> {
+        let (acceptor, ca_pem) = tls::acceptor();
+        let mut server = Self::start_with(config, Some(acceptor)).await?;
+        server.ca_pem = Some(ca_pem);
+        Ok(server)
+    }
+
+    async fn start_with(
+        config: ServerConfig,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let size = WorldSize {
             guilds: config.guilds,
             users: config.users.max(1),
@@ -217,12 +239,26 @@ impl DiscordServer {
         });
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let accept = tokio::spawn(accept(listener, Arc::clone(&shared)));
+        let accept = tokio::spawn(accept(listener, Arc::clone(&shared), tls));
         Ok(Self {
             addr,
             shared,
             accept,
+            ca_pem: None,
         })
+    }
+
+    /// The authority a client must trust for a server started with [`start_tls`](Self::start_tls).
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
+    }
+
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS server.
+    pub fn base_url(&self) -> String {
+        match self.ca_pem {
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// The address it listens on.
@@ -232,7 +268,7 @@ impl DiscordServer {
 
     /// The full URL of `path` under `/api/v10`, such as `http://127.0.0.1:PORT/api/v10/users/@me/guilds`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/api/v10{path}", self.addr)
+        format!("{}/api/v10{path}", self.base_url())
     }
 
     /// The bot: a member of every generated guild.
@@ -345,8 +381,13 @@ impl Drop for DiscordServer {
     }
 }
 
-/// Accepts connections until aborted; aborting drops the set, which ends every connection.
-async fn accept(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until aborted; aborting drops the set, which ends every connection. HTTP/1.1
+/// or HTTP/2 (prior knowledge in plain text, ALPN with TLS).
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         let stream = match listener.accept().await {
@@ -358,15 +399,24 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
         };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
+        let tls = tls.clone();
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let shared = Arc::clone(&shared);
                 async move { Ok::<_, std::convert::Infallible>(api::handle(&shared, request).await) }
             });
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let served = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => builder.serve_connection(TokioIo::new(stream), service).await,
+                    Err(error) => {
+                        tracing::debug!(%error, "local discord server: TLS handshake failed");
+                        return;
+                    }
+                },
+                None => builder.serve_connection(TokioIo::new(stream), service).await,
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, "local discord server: connection ended");
             }
         });

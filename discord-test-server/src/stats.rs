@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     requests: AtomicU64,
+    http2: AtomicU64,
     route_limited: AtomicU64,
     global_limited: AtomicU64,
     outage_answers: AtomicU64,
@@ -16,8 +17,11 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn request(&self) {
+    pub(crate) fn request(&self, version: http::Version) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 {
+            self.http2.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn route(&self, template: &'static str) {
@@ -70,6 +74,7 @@ impl Counters {
         ServerStats {
             processed,
             requests: self.requests.load(Ordering::Relaxed),
+            http2_requests: self.http2.load(Ordering::Relaxed),
             route_rate_limited: self.route_limited.load(Ordering::Relaxed),
             global_rate_limited: self.global_limited.load(Ordering::Relaxed),
             outage_answers: self.outage_answers.load(Ordering::Relaxed),
@@ -84,6 +89,8 @@ impl Counters {
 pub struct ServerStats {
     /// Every request received, whatever its answer.
     pub requests: u64,
+    /// Those received over HTTP/2.
+    pub http2_requests: u64,
     /// Requests answered 429 by a route bucket.
     pub route_rate_limited: u64,
     /// Requests answered 429 by the global limit.
