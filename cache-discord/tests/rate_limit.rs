@@ -92,7 +92,7 @@ impl Budgets for InMemory {
 }
 
 fn config() -> RateLimitConfig {
-    RateLimitConfig::default().offset(Duration::from_millis(20))
+    RateLimitConfig::default()
 }
 
 // ─── Scenarios, run on each budget ────────────────────────────────────────────────────────────────
