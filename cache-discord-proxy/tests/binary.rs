@@ -137,3 +137,93 @@ async fn json_logs_never_show_a_token_and_sigterm_stops_it_gracefully() {
         assert!(!logs.contains(signature), "a token's part in the logs");
     }
 }
+
+/// The high-water mark of a process's resident memory, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A 64 MB upload streamed through the proxy process (chunked, of unknown size) arrives whole, and
+/// the proxy's peak memory grows by a fraction of it: it streams, it does not buffer.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_streams_through_without_growing_the_proxys_memory() {
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    let server = DiscordServer::start(ServerConfig {
+        latency: Duration::ZERO,
+        rate_limits: RateLimits::unlimited(),
+        ..ServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BINARY)
+        .env("CACHE_PROXY_ADDR", format!("127.0.0.1:{port}"))
+        .env("DISCORD_API_URL", format!("http://{}", server.addr()))
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the proxy never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let channel = server.guilds()[0].channels[0];
+    let url = format!("http://127.0.0.1:{port}/api/v10/channels/{channel}/messages");
+    let client = Client::builder(TokioExecutor::new()).build_http::<StreamBody<
+        stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::convert::Infallible>>>,
+    >>();
+    let upload = |chunks: usize| {
+        let chunk = Bytes::from(vec![0x5a_u8; 64 * 1024]);
+        let frames: Vec<_> = (0..chunks)
+            .map(|_| Ok(Frame::data(chunk.clone())))
+            .collect();
+        http::Request::post(&url)
+            .header("authorization", server.bot().bot_authorization())
+            .header("content-type", "application/octet-stream")
+            .body(StreamBody::new(stream::iter(frames)))
+            .unwrap()
+    };
+    // A small upload first, so the peak below is the proxy's working size.
+    let answer = client.request(upload(16)).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let before = peak_rss_kib(child.id());
+    let answer = client.request(upload(1024)).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let message: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        message["attachments"][0]["size"],
+        64 * 1024 * 1024,
+        "arrived whole"
+    );
+    let after = peak_rss_kib(child.id());
+    eprintln!("proxy peak memory: {before} KiB before a 64 MiB upload, {after} KiB after");
+    assert!(
+        after - before < 16 * 1024,
+        "the proxy grew by {} KiB",
+        after - before
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
