@@ -1,6 +1,8 @@
 //! The HTTPS client to the upstream: rustls with the web PKI roots (or a given CA), HTTP/2 where the
 //! upstream offers it, plain HTTP for a local upstream.
 
+use std::time::Duration;
+
 use cache_discord::DiscordBody;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -8,6 +10,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::Error;
+
+/// How long a connection to the upstream may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// hyper-util's client over rustls.
 pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, DiscordBody>;
@@ -35,11 +40,17 @@ pub(crate) fn upstream_client(ca_pem: Option<&[u8]>) -> Result<UpstreamClient, E
             builder.with_tls_config(config)
         }
     };
+    // An upstream that does not answer the connection is a 502 soon, not a request hung for the
+    // kernel's minutes.
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let connector = builder
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
         .build(connector))

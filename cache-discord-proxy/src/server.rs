@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cache_discord::{CachedResponse, DiscordBody, DiscordCacheLayer, DiscordRateLimitLayer};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -79,11 +79,14 @@ impl Proxy {
             accepted: Arc::new(Accepted::default()),
         };
         let (stop, stopped) = watch::channel(false);
-        let grace = self.settings.shutdown_grace;
+        let limits = ConnectionLimits {
+            header_read_timeout: self.settings.header_read_timeout,
+            shutdown_grace: self.settings.shutdown_grace,
+        };
         let mut tasks = JoinSet::new();
         let listener = bind(self.settings.listen).await?;
         let addr = local_addr(&listener, self.settings.listen)?;
-        tasks.spawn(serve(listener, stopped.clone(), grace, move |request| {
+        tasks.spawn(serve(listener, stopped.clone(), limits, move |request| {
             service.clone().handle(request)
         }));
         let mut admin_addr = None;
@@ -97,7 +100,7 @@ impl Proxy {
             };
             let listener = bind(*listen).await?;
             admin_addr = Some(local_addr(&listener, *listen)?);
-            tasks.spawn(serve(listener, stopped, grace, move |request| {
+            tasks.spawn(serve(listener, stopped, limits, move |request| {
                 admin.clone().handle(request)
             }));
         }
@@ -111,8 +114,8 @@ impl Proxy {
     }
 }
 
-/// A proxy serving. Dropping it stops it at once; [`shutdown`](Self::shutdown) lets in-flight
-/// requests finish first.
+/// A proxy serving. Dropping it stops it at once, closing every connection; [`shutdown`](Self::shutdown)
+/// lets in-flight requests finish first.
 pub struct RunningProxy {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -161,25 +164,37 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Er
 }
 
 /// Accepts connections (HTTP/1.1 with keep-alive, or HTTP/2 without TLS) until `stopped`, then gives
-/// in-flight requests `grace` to finish.
+/// in-flight requests `grace` to finish and ends every connection still open.
+///
+/// The task owns its connections: aborting it (dropping [`RunningProxy`]) ends them all at once.
 async fn serve<F, Fut>(
     listener: TcpListener,
     mut stopped: watch::Receiver<bool>,
-    grace: Duration,
+    limits: ConnectionLimits,
     handle: F,
 ) where
     F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<DiscordBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that sends its request head slowly, or not at all, is cut off.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(error) => {
+                        // Out of file descriptors, say: give the process time to close some
+                        // instead of spinning.
                         tracing::warn!(%error, "discord proxy: accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 };
@@ -191,20 +206,32 @@ async fn serve<F, Fut>(
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "discord proxy: connection ended");
                     }
                 });
             }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stopped.changed() => break,
         }
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!(?grace, "discord proxy: requests still in flight at the end of the shutdown grace");
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(grace = ?limits.shutdown_grace, open = connections.len(), "discord proxy: requests still in flight at the end of the shutdown grace; closing their connections");
         }
     }
+    connections.shutdown().await;
 }
+
+/// The bounds a listener puts on its connections.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_read_timeout: Duration,
+    shutdown_grace: Duration,
+}
+
+/// The pause after a failed `accept` (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);

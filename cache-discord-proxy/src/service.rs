@@ -52,14 +52,17 @@ impl ProxyService {
         // own (HTTP/2 by ALPN where the upstream offers it).
         parts.version = http::Version::HTTP_11;
         relay::strip_hop_by_hop(&mut parts.headers, true);
-        let is_read = parts.method == Method::GET
-            && Route::parse(&parts.method, &parts.uri).is_some_and(|(route, _)| route.is_read());
+        // The policy's routes are all ones where Discord checks the token: only their answers vouch.
+        let route = Route::parse(&parts.method, &parts.uri).map(|(route, _)| route);
+        let is_read = parts.method == Method::GET && route.is_some_and(|route| route.is_read());
         let vouched = self.accepted.vouches_for(&parts.headers);
+        let from_cache = is_read && vouched;
         let headers = parts.headers.clone();
+        let read_uri = from_cache.then(|| parts.uri.clone());
         let request = http::Request::from_parts(parts, DiscordBody::streamed(body));
         let answer = if is_read && !vouched {
             // A credential Discord has not accepted lately reads from Discord itself.
-            let answer = self.paced.oneshot(request).await;
+            let answer = self.paced.clone().oneshot(request).await;
             answer.map(|response| response.map(DiscordBody::streamed))
         } else {
             self.cached.oneshot(request).await
@@ -68,12 +71,30 @@ impl ProxyService {
             Ok(response) => response,
             Err(error) => return local_answer(&error),
         };
-        if !is_read || !vouched || response.status() == StatusCode::UNAUTHORIZED {
-            // Discord's own answer (reads of accepted tokens may be cached ones).
-            self.accepted.record(&headers, response.status());
+        if let (Some(uri), StatusCode::UNAUTHORIZED) = (read_uri, response.status()) {
+            // A cached read's 401 may be another token's of the same bot, shared by single flight:
+            // this token is vouched for no longer, and Discord is asked with it alone.
+            self.accepted
+                .record(&headers, StatusCode::UNAUTHORIZED, route.is_some());
+            let mut own = http::Request::new(DiscordBody::full(Bytes::new()));
+            *own.uri_mut() = uri;
+            *own.headers_mut() = headers.clone();
+            response = match self.paced.oneshot(own).await {
+                Ok(response) => response.map(DiscordBody::streamed),
+                Err(error) => return local_answer(&error),
+            };
+            self.accepted
+                .record(&headers, response.status(), route.is_some());
+            relay::strip_hop_by_hop(response.headers_mut(), false);
+            return response;
+        }
+        if !from_cache {
+            // Discord's own answer to this request.
+            self.accepted
+                .record(&headers, response.status(), route.is_some());
         }
         relay::strip_hop_by_hop(response.headers_mut(), false);
-        if is_read && vouched && response.status().is_success() {
+        if from_cache && response.status().is_success() {
             // A cached answer's rate-limit headers are an old window's: a client pacing itself by
             // them would wait for nothing. The proxy paces what goes to Discord.
             let stale: Vec<_> = response

@@ -22,6 +22,12 @@ pub const CACHE_PROXY_ADMIN_TOKEN: &str = "CACHE_PROXY_ADMIN_TOKEN";
 pub const CACHE_PROXY_LOG_FORMAT: &str = "CACHE_PROXY_LOG_FORMAT";
 /// How long in-flight requests have to finish after a shutdown signal, in milliseconds.
 pub const CACHE_PROXY_SHUTDOWN_GRACE_MS: &str = "CACHE_PROXY_SHUTDOWN_GRACE_MS";
+/// How long a client has to send a request's head on HTTP/1.1 before its connection is closed, in
+/// milliseconds (30,000 by default).
+pub const CACHE_PROXY_HEADER_TIMEOUT_MS: &str = "CACHE_PROXY_HEADER_TIMEOUT_MS";
+
+/// The shortest control-route token accepted.
+const MIN_ADMIN_TOKEN: usize = 16;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +54,8 @@ pub struct ProxySettings {
     pub log_format: LogFormat,
     /// The bound on finishing in-flight requests at shutdown.
     pub shutdown_grace: Duration,
+    /// The bound on reading a request's head (HTTP/1.1); a slower client is disconnected.
+    pub header_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for ProxySettings {
@@ -59,6 +67,7 @@ impl std::fmt::Debug for ProxySettings {
             .field("admin", &self.admin.as_ref().map(|(addr, _)| addr))
             .field("log_format", &self.log_format)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
@@ -109,15 +118,7 @@ impl ProxySettings {
         let admin = match address(CACHE_PROXY_ADMIN_ADDR, None)? {
             Some(addr) => {
                 let token = env.var(CACHE_PROXY_ADMIN_TOKEN)?.unwrap_or_default();
-                if token.trim().len() < 16 {
-                    return Err(invalid(
-                        CACHE_PROXY_ADMIN_TOKEN,
-                        "<hidden>",
-                        format!("required with {CACHE_PROXY_ADMIN_ADDR}: at least 16 characters"),
-                    )
-                    .into());
-                }
-                Some((addr, token.trim().to_owned()))
+                Some((addr, admin_token(&token)?))
             }
             None => None,
         };
@@ -130,6 +131,16 @@ impl ProxySettings {
         };
         let shutdown_grace =
             read_millis(env, CACHE_PROXY_SHUTDOWN_GRACE_MS, Duration::from_secs(10))?;
+        let header_read_timeout =
+            read_millis(env, CACHE_PROXY_HEADER_TIMEOUT_MS, HEADER_READ_TIMEOUT)?;
+        if header_read_timeout.is_zero() {
+            return Err(invalid(
+                CACHE_PROXY_HEADER_TIMEOUT_MS,
+                "0",
+                "expected a positive number of milliseconds",
+            )
+            .into());
+        }
         Ok(Self {
             listen,
             upstream,
@@ -137,6 +148,7 @@ impl ProxySettings {
             admin,
             log_format,
             shutdown_grace,
+            header_read_timeout,
         })
     }
 
@@ -153,18 +165,51 @@ impl ProxySettings {
             admin: None,
             log_format: LogFormat::Plain,
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         })
     }
 
     /// Turns the control routes on, at `addr`, guarded by `token`.
-    pub fn admin(mut self, addr: SocketAddr, token: impl Into<String>) -> Self {
-        self.admin = Some((addr, token.into()));
-        self
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `CACHE_PROXY_ADMIN_TOKEN` when the token is shorter than 16
+    /// characters.
+    pub fn admin(mut self, addr: SocketAddr, token: &str) -> Result<Self, Error> {
+        self.admin = Some((addr, admin_token(token)?));
+        Ok(self)
     }
+}
+
+/// The default [`ProxySettings::header_read_timeout`].
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A control-route token: long enough not to be guessed.
+fn admin_token(token: &str) -> Result<String, Error> {
+    let token = token.trim();
+    if token.chars().count() < MIN_ADMIN_TOKEN {
+        return Err(invalid(
+            CACHE_PROXY_ADMIN_TOKEN,
+            "<hidden>",
+            format!(
+                "required with {CACHE_PROXY_ADMIN_ADDR}: at least {MIN_ADMIN_TOKEN} characters"
+            ),
+        )
+        .into());
+    }
+    Ok(token.to_owned())
 }
 
 /// An upstream URL: `http` or `https`, a host, maybe a port, and nothing after it.
 fn upstream(value: &str) -> Result<http::Uri, Error> {
+    if value.contains('@') {
+        // Credentials in the URL: Discord takes none there, and they would show in logs and /readyz.
+        return Err(invalid(
+            DISCORD_API_URL,
+            "<hidden: it holds an @>",
+            "expected no user or password in the URL",
+        )
+        .into());
+    }
     let bad = |reason: &str| invalid(DISCORD_API_URL, value, reason.to_owned()).into();
     let uri: http::Uri = value
         .trim()
@@ -204,6 +249,8 @@ mod tests {
             (CACHE_PROXY_LOG_FORMAT, "xml"),
             (CACHE_PROXY_ADMIN_ADDR, "127.0.0.1:9"),
             (CACHE_PROXY_CA_FILE, "/nonexistent/ca.pem"),
+            (CACHE_PROXY_HEADER_TIMEOUT_MS, "0"),
+            (CACHE_PROXY_HEADER_TIMEOUT_MS, "soon"),
         ] {
             let error = ProxySettings::from_env_source(&[(name, value)]).unwrap_err();
             let shown = error.to_string();
@@ -221,5 +268,19 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{settings:?}").contains(secret));
+        let short = ProxySettings::new(settings.listen, "http://127.0.0.1:1")
+            .unwrap()
+            .admin(settings.listen, "too-short")
+            .unwrap_err();
+        assert!(
+            short.to_string().contains(CACHE_PROXY_ADMIN_TOKEN),
+            "{short}"
+        );
+        let with_password = "https://user:hunter2-password@discord.com";
+        let error = ProxySettings::from_env_source(&[(DISCORD_API_URL, with_password)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(DISCORD_API_URL), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 }

@@ -25,13 +25,22 @@ struct Setup {
 }
 
 async fn setup(config: ServerConfig) -> Setup {
+    setup_with(config, |settings| settings).await
+}
+
+async fn setup_with(
+    config: ServerConfig,
+    adjust: impl FnOnce(ProxySettings) -> ProxySettings,
+) -> Setup {
     let server = DiscordServer::start(config).await.unwrap();
     let settings = ProxySettings::new(
         "127.0.0.1:0".parse().unwrap(),
         &format!("http://{}", server.addr()),
     )
     .unwrap()
-    .admin("127.0.0.1:0".parse().unwrap(), ADMIN_TOKEN);
+    .admin("127.0.0.1:0".parse().unwrap(), ADMIN_TOKEN)
+    .unwrap();
+    let settings = adjust(settings);
     let store = EnvStore::Memory(MemoryStore::<CachedResponse>::new(10_000));
     let discord =
         DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")]).unwrap();
@@ -91,11 +100,16 @@ impl Setup {
     }
 
     async fn get(&self, path: &str, authorization: &str) -> Answer {
-        let request = http::Request::get(self.url(path))
-            .header("authorization", authorization)
-            .body(Full::default())
-            .unwrap();
-        self.send(request).await
+        self.get_with(path, &[("authorization", authorization)])
+            .await
+    }
+
+    async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = http::Request::get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Full::default()).unwrap()).await
     }
 
     async fn admin(
@@ -169,6 +183,227 @@ async fn a_forged_token_claiming_the_bots_id_gets_no_cached_data() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
         assert!(!answer.body.starts_with(b"["));
     }
+}
+
+/// `GET /gateway` answers any token, as Discord's does: its success must not vouch for a forged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_on_a_route_that_ignores_tokens_vouches_for_nothing() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot();
+    let guild = setup.server.guilds()[0].id;
+    let path = format!("/guilds/{guild}/roles");
+    for _ in 0..3 {
+        assert_eq!(
+            setup.get(&path, &bot.bot_authorization()).await.status,
+            StatusCode::OK
+        );
+    }
+    let id_segment = bot.token.split('.').next().unwrap();
+    let forged = format!("Bot {id_segment}.Zm9yZ2Vk.c2lnbmF0dXJlLWZvcmdlZA");
+    let gateway = setup.get("/gateway", &forged).await;
+    assert_eq!(gateway.status, StatusCode::OK, "Discord answers anybody");
+    for _ in 0..3 {
+        let answer = setup.get(&path, &forged).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+    }
+}
+
+/// Discord keeps one token per bot: once the reset token is accepted, the old one gets no cached data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_bot_token_gets_no_cached_data_once_its_successor_is_accepted() {
+    let setup = setup(quiet()).await;
+    let old = setup.server.bot();
+    let guild = setup.server.guilds()[0].id;
+    let path = format!("/guilds/{guild}/roles");
+    for _ in 0..3 {
+        assert_eq!(
+            setup.get(&path, &old.bot_authorization()).await.status,
+            StatusCode::OK
+        );
+    }
+    let new = setup.server.reset_token(old.id);
+    for _ in 0..3 {
+        assert_eq!(
+            setup.get(&path, &new.bot_authorization()).await.status,
+            StatusCode::OK
+        );
+    }
+    let answer = setup.get(&path, &old.bot_authorization()).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{:?}", answer.body);
+}
+
+/// A cached read's 401 may have been fetched with another token of the bot (single flight shares it):
+/// the proxy asks Discord again with the caller's own token instead of handing it over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_shared_by_single_flight_is_not_handed_to_another_token() {
+    let setup = setup(ServerConfig {
+        latency: Duration::from_millis(400),
+        ..quiet()
+    })
+    .await;
+    let old = setup.server.bot();
+    let guild = setup.server.guilds()[0].id;
+    let roles = format!("/guilds/{guild}/roles");
+    let channels = format!("/guilds/{guild}/channels");
+    // Uncached: vouches for the old token, teaches the limiter both routes, leaves `roles` cold.
+    for path in [&roles, &channels] {
+        assert_eq!(
+            setup.get(path, &old.bot_authorization()).await.status,
+            StatusCode::OK
+        );
+    }
+    let new = setup.server.reset_token(old.id);
+    let setup = std::sync::Arc::new(setup);
+    // The new token is accepted (at about 400 ms) while the old one's cached read of `roles` is in
+    // flight (100 to 500 ms); the new token's read of `roles` at 450 ms joins that flight.
+    let vouch = tokio::spawn({
+        let (setup, new) = (setup.clone(), new.bot_authorization());
+        let channels = channels.clone();
+        async move { setup.get(&channels, &new).await.status }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let revoked = tokio::spawn({
+        let (setup, old) = (setup.clone(), old.bot_authorization());
+        let roles = roles.clone();
+        async move { setup.get(&roles, &old).await.status }
+    });
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(vouch.await.unwrap(), StatusCode::OK);
+    let joined = setup.get(&roles, &new.bot_authorization()).await;
+    assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.body);
+    assert!(joined
+        .json()
+        .as_array()
+        .is_some_and(|roles| !roles.is_empty()));
+    assert_eq!(revoked.await.unwrap(), StatusCode::UNAUTHORIZED);
+}
+
+/// Entries serve every client of a scope: they are fetched uncompressed, whatever the filling client
+/// accepts. What is not cached keeps its `Accept-Encoding` and arrives compressed, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_reads_are_stored_uncompressed_and_passthrough_keeps_its_encoding() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    let roles = format!("/guilds/{guild}/roles");
+    let gzip = [("authorization", bot.as_str()), ("accept-encoding", "gzip")];
+    // The vouching read is Discord's own answer to this client: compressed as asked.
+    let direct = setup.get_with(&roles, &gzip).await;
+    assert_eq!(direct.status, StatusCode::OK);
+    assert_eq!(direct.headers["content-encoding"], "gzip");
+    // The read that fills the cache, then a hit for a client that accepts no compression.
+    for headers in [&gzip[..], &gzip[..1]] {
+        let answer = setup.get_with(&roles, headers).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(!answer.headers.contains_key("content-encoding"));
+        assert!(answer.json().is_array(), "{:?}", answer.body);
+    }
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        2
+    );
+    // A write through the cache is read back: its answer was readable.
+    let role = setup.server.guilds()[0].roles[1];
+    let request = http::Request::patch(setup.url(&format!("/guilds/{guild}/roles/{role}")))
+        .header("authorization", &bot)
+        .header("accept-encoding", "gzip")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"name":"renamed"}"#)))
+        .unwrap();
+    assert_eq!(setup.send(request).await.status, StatusCode::OK);
+    let after = setup.get_with(&roles, &gzip[..1]).await.json();
+    assert!(after
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "renamed"));
+    // Not cached: compressed as asked, the bytes Discord sent.
+    let counts = format!("/guilds/{guild}/roles/member-counts");
+    let through = setup.get_with(&counts, &gzip).await;
+    assert_eq!(through.headers["content-encoding"], "gzip");
+    let upstream = Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>()
+        .request(
+            http::Request::get(setup.server.url(&counts))
+                .header("authorization", &bot)
+                .header("accept-encoding", "gzip")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let upstream = upstream.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(through.body, upstream);
+}
+
+/// A large answer (100 messages of about 6.5 KB) streams through unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_answer_arrives_byte_for_byte() {
+    let setup = setup(quiet()).await;
+    let bot = setup.server.bot().bot_authorization();
+    let channel = setup.server.guilds()[0].channels[0];
+    let path = format!("/channels/{channel}/messages?limit=100");
+    let through = setup.get(&path, &bot).await;
+    assert_eq!(through.status, StatusCode::OK);
+    assert!(through.body.len() > 600_000, "{} bytes", through.body.len());
+    let upstream = Client::builder(TokioExecutor::new())
+        .build_http::<Full<Bytes>>()
+        .request(
+            http::Request::get(setup.server.url(&path))
+                .header("authorization", &bot)
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let upstream = upstream.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(through.body, upstream);
+    assert_eq!(through.json().as_array().map(Vec::len), Some(100));
+}
+
+/// A client that never finishes its request head is cut off (no slowloris).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_heads_are_cut_off() {
+    let setup = setup_with(quiet(), |mut settings| {
+        settings.header_read_timeout = Duration::from_millis(300);
+        settings
+    })
+    .await;
+    let mut slow = tokio::net::TcpStream::connect(setup.proxy.addr())
+        .await
+        .unwrap();
+    slow.write_all(b"GET /api/v10/gateway HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "still open after 5 s");
+}
+
+/// Dropping the proxy (unlike [`RunningProxy::shutdown`]) ends it at once, requests in flight included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_proxy_closes_its_connections_at_once() {
+    let setup = setup(ServerConfig {
+        latency: Duration::from_secs(3),
+        ..quiet()
+    })
+    .await;
+    let request = http::Request::get(setup.url("/gateway"))
+        .body(Full::default())
+        .unwrap();
+    let in_flight = tokio::spawn(setup.client.request(request));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let Setup { proxy, server, .. } = setup;
+    drop(proxy);
+    let ended = tokio::time::timeout(Duration::from_secs(1), in_flight)
+        .await
+        .expect("the connection outlived its proxy")
+        .unwrap();
+    assert!(ended.is_err(), "answered: {ended:?}");
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +551,15 @@ async fn control_routes_need_their_token_and_keep_the_cache_fresh() {
             .status,
         StatusCode::UNAUTHORIZED
     );
+    let same_length = format!("{}0", &ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1]);
+    assert_ne!(same_length, ADMIN_TOKEN);
+    assert_eq!(
+        setup
+            .admin(Method::POST, &path, Some(&same_length), json!({}))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         setup
             .admin(Method::POST, &path, Some(ADMIN_TOKEN), json!({}))
@@ -432,7 +676,8 @@ async fn two_instances_share_one_redis() {
             &format!("http://{}", server.addr()),
         )
         .unwrap()
-        .admin("127.0.0.1:0".parse().unwrap(), ADMIN_TOKEN);
+        .admin("127.0.0.1:0".parse().unwrap(), ADMIN_TOKEN)
+        .unwrap();
         let options = RedisOptions::default().key_prefix("proxies").unwrap();
         let store =
             EnvStore::Redis(RedisStore::<CachedResponse>::connect(&redis.url(), options).unwrap());
@@ -646,12 +891,27 @@ async fn a_tls_upstream_is_reached_over_http2_with_its_authority() {
     );
 }
 
-fn tempfile_with(contents: &[u8]) -> std::path::PathBuf {
+/// A file removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn to_str(&self) -> Option<&str> {
+        self.0.to_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile_with(contents: &[u8]) -> TempFile {
     let path = std::env::temp_dir().join(format!(
         "cache-discord-proxy-ca-{}-{}.pem",
         std::process::id(),
         contents.len()
     ));
     std::fs::write(&path, contents).unwrap();
-    path
+    TempFile(path)
 }

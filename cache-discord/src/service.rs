@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use cache_core::layer::{Cache, ResponseFuture};
 use cache_core::{BoxError, CachePolicy, Classified, Stats, Store};
-use http::header::{CONNECTION, TRANSFER_ENCODING};
+use http::header::{ACCEPT_ENCODING, CONNECTION, TRANSFER_ENCODING};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
@@ -114,12 +114,19 @@ where
                     future: self.inner.clone().oneshot(req),
                 }
             }
-            read @ Classified::Read { .. } => Kind::Cached {
-                future: self.cache.call_classified(req, read),
-                head: None,
-            },
-            // Buffered, so its effects can be applied, and answered with Discord's head as sent.
+            read @ Classified::Read { .. } => {
+                // One entry answers every client of the scope: it is stored as Discord sends it to a
+                // client that asks for no compression, which every client can read.
+                req.headers_mut().remove(ACCEPT_ENCODING);
+                Kind::Cached {
+                    future: self.cache.call_classified(req, read),
+                    head: None,
+                }
+            }
+            // Buffered, so its effects can be applied (the answer must be readable JSON), and
+            // answered with Discord's head as sent.
             write @ Classified::Write(_) => {
+                req.headers_mut().remove(ACCEPT_ENCODING);
                 let head = FullHead::default();
                 req.extensions_mut().insert(head.clone());
                 Kind::Cached {

@@ -40,6 +40,8 @@ enum Endpoint {
     EditPermissions(Snowflake, Snowflake),
     DeletePermission(Snowflake, Snowflake),
     CreateMessage(Snowflake),
+    ChannelMessages(Snowflake),
+    Gateway,
 }
 
 impl Endpoint {
@@ -81,6 +83,8 @@ impl Endpoint {
             ("PUT", ["channels", c, "permissions", o]) => E::EditPermissions(id(c)?, id(o)?),
             ("DELETE", ["channels", c, "permissions", o]) => E::DeletePermission(id(c)?, id(o)?),
             ("POST", ["channels", c, "messages"]) => E::CreateMessage(id(c)?),
+            ("GET", ["channels", c, "messages"]) => E::ChannelMessages(id(c)?),
+            ("GET", ["gateway"]) => E::Gateway,
             _ => return None,
         })
     }
@@ -121,6 +125,8 @@ impl Endpoint {
                 ("PUT /channels/{channel.id}/permissions/{overwrite.id}", c)
             }
             E::CreateMessage(c) => ("POST /channels/{channel.id}/messages", c),
+            E::ChannelMessages(c) => ("GET /channels/{channel.id}/messages", c),
+            E::Gateway => ("GET /gateway", 0),
             E::DeletePermission(c, _) => (
                 "DELETE /channels/{channel.id}/permissions/{overwrite.id}",
                 c,
@@ -148,8 +154,27 @@ fn invalid_body() -> Answer {
     error(StatusCode::BAD_REQUEST, 50035, "Invalid Form Body")
 }
 
-/// Answers one request.
+/// Answers one request, compressed with gzip when the client accepts it (as Discord's edge does).
 pub(super) async fn handle(
+    shared: &Shared,
+    request: http::Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let gzip = request
+        .headers()
+        .get_all(http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| coding.split(';').next().is_some_and(|c| c.trim() == "gzip"));
+    let response = answer_request(shared, request).await;
+    if gzip {
+        compress(response).await
+    } else {
+        response
+    }
+}
+
+async fn answer_request(
     shared: &Shared,
     request: http::Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -169,6 +194,11 @@ pub(super) async fn handle(
     };
     let (template, major) = endpoint.template();
     shared.stats.route(template);
+    if let Endpoint::Gateway = endpoint {
+        // Discord answers it to anybody: the token is not looked at.
+        shared.stats.processed(template);
+        return reply(ok(json!({"url": "wss://gateway.discord.gg"})), None);
+    }
 
     let account = parts
         .headers
@@ -246,6 +276,7 @@ fn answer(
         | E::DeleteChannel(c)
         | E::EditPermissions(c, _)
         | E::CreateMessage(c)
+        | E::ChannelMessages(c)
         | E::DeletePermission(c, _) => match guild_of_channel(world, c) {
             Some(guild) => guild,
             None => return not_found("Channel", 10003),
@@ -268,7 +299,7 @@ fn answer(
         | E::AddMemberRole(g, ..)
         | E::RemoveMemberRole(g, ..)
         | E::Ban(g, _) => g,
-        E::MyGuilds | E::LeaveGuild(_) => unreachable_endpoint(),
+        E::MyGuilds | E::LeaveGuild(_) | E::Gateway => unreachable_endpoint(),
     };
     if !world.guilds.contains_key(&guild_id) {
         return not_found("Guild", 10004);
@@ -278,6 +309,9 @@ fn answer(
     }
     if let E::CreateMessage(channel) = endpoint {
         return create_message(channel, account, body);
+    }
+    if let E::ChannelMessages(channel) = endpoint {
+        return channel_messages(channel, query);
     }
     let body: Option<Value> = serde_json::from_slice(body).ok();
     match endpoint {
@@ -451,7 +485,11 @@ fn answer(
             }
             (StatusCode::NO_CONTENT, None)
         }
-        E::MyGuilds | E::LeaveGuild(_) | E::CreateMessage(_) => unreachable_endpoint(),
+        E::MyGuilds
+        | E::LeaveGuild(_)
+        | E::CreateMessage(_)
+        | E::ChannelMessages(_)
+        | E::Gateway => unreachable_endpoint(),
     }
 }
 
@@ -475,6 +513,41 @@ fn create_message(channel: Snowflake, author: Snowflake, body: &[u8]) -> Answer 
         "body_fnv1a": format!("{:016x}", fnv1a(body)),
     });
     (StatusCode::OK, Some(message))
+}
+
+/// `GET /channels/{c}/messages` (`limit` 1 to 100, 50 by default): the newest messages, each with
+/// 2,000 characters of content and an embed of 4,096, generated from the channel id; about 6.5 KB a
+/// message, a large answer for tests of what streams through.
+fn channel_messages(channel: Snowflake, query: &str) -> Answer {
+    let limit = match parse_query(query).get("limit").map(|l| l.parse::<usize>()) {
+        None => 50,
+        Some(Ok(limit)) if (1..=100).contains(&limit) => limit,
+        Some(_) => return invalid_body(),
+    };
+    let text = |seed: u64, len: usize| -> String {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from(b'a' + (state % 26) as u8)
+            })
+            .collect()
+    };
+    let messages: Vec<Value> = (0..limit as u64)
+        .map(|index| {
+            let id = channel.wrapping_sub(index + 1);
+            json!({
+                "id": id.to_string(), "type": 0, "channel_id": channel.to_string(),
+                "author": {"id": "1", "username": "archive", "discriminator": "0"},
+                "content": text(id, 2000), "timestamp": "2026-01-01T00:00:00.000000+00:00",
+                "embeds": [{"type": "rich", "description": text(!id, 4096)}],
+                "attachments": [], "mentions": [], "pinned": false, "tts": false,
+            })
+        })
+        .collect();
+    ok(Value::from(messages))
 }
 
 /// 64-bit FNV-1a, the server's checksum of what it received.
@@ -625,6 +698,34 @@ fn parse_query(query: &str) -> HashMap<String, String> {
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// The same answer, gzip-compressed, with `Content-Encoding: gzip`.
+async fn compress(response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    use std::io::Write as _;
+    let (mut parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if body.is_empty() {
+        return Response::from_parts(parts, Full::new(body));
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let compressed = encoder
+        .write_all(&body)
+        .and_then(|()| encoder.finish())
+        .expect("writes to memory");
+    parts.headers.insert(
+        http::header::CONTENT_ENCODING,
+        HeaderValue::from_static("gzip"),
+    );
+    parts.headers.insert(
+        http::header::VARY,
+        HeaderValue::from_static("Accept-Encoding"),
+    );
+    Response::from_parts(parts, Full::new(Bytes::from(compressed)))
 }
 
 pub(super) fn reply(answer: Answer, bucket: Option<&BucketHeaders>) -> Response<Full<Bytes>> {

@@ -12,7 +12,9 @@
 //!   (and `X-RateLimit-Global: true` for the global limit) past them;
 //! - answers 401 without a valid token, 403 `Missing Access` outside the bot's guilds, 404 with
 //!   Discord's error codes for unknown objects;
-//! - sends headers a cache must not replay (`set-cookie`, `via`).
+//! - sends headers a cache must not replay (`set-cookie`, `via`);
+//! - compresses answers with gzip when the request's `Accept-Encoding` allows it;
+//! - answers `GET /gateway` without looking at the token, as Discord does.
 //!
 //! It counts every request per route ([`ServerStats`]), can fail the next requests on purpose
 //! ([`DiscordServer::fail_next`]) and can go through an outage, answering every request with a 429 or a
@@ -290,6 +292,19 @@ impl DiscordServer {
         }
         let token = world.account(id).expect("just added").token.clone();
         FixtureAccount { id, token }
+    }
+
+    /// Resets a bot's token, as Discord's "Reset Token" does: the old token gets 401 from now on.
+    ///
+    /// # Panics
+    /// `bot` is not a bot of this server.
+    pub fn reset_token(&self, bot: Snowflake) -> FixtureAccount {
+        let token = self
+            .shared
+            .world()
+            .reset_token(bot)
+            .expect("a bot of this server");
+        FixtureAccount { id: bot, token }
     }
 
     /// The users, with their guilds.

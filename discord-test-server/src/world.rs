@@ -267,6 +267,21 @@ impl World {
         })
     }
 
+    /// Gives a bot a new token, as Discord's "Reset Token" does: the old one is rejected from now on.
+    pub(crate) fn reset_token(&mut self, id: Snowflake) -> Option<String> {
+        let index = self.accounts.iter().position(|a| a.id == id && a.bot)?;
+        let token = format!(
+            "{}.{}.{}",
+            STANDARD_NO_PAD.encode(id.to_string()),
+            self.rng.token_chars(6),
+            self.rng.token_chars(38)
+        );
+        let old = std::mem::replace(&mut self.accounts[index].token, token.clone());
+        self.by_token.remove(&old);
+        self.by_token.insert(token.clone(), index);
+        Some(token)
+    }
+
     fn add_user(&mut self) -> Snowflake {
         let id = self.ids.next(&mut self.rng);
         let username = format!("{}{}", self.rng.pick(&USERNAMES), self.rng.below(10_000));
