@@ -4,9 +4,12 @@
 //! - `upstream`: the local Discord-like server itself, the baseline of cached reads;
 //! - `discordjs_proxy/pass_through` and `proxy/pass_through`: a read neither caches
 //!   (`GET /guilds/{g}/roles/member-counts`), relayed;
-//! - `proxy/cached`: a cached read (`GET /guilds/{g}/roles`).
+//! - `proxy/cached`: a cached read (`GET /guilds/{g}/roles`);
+//! - `discord_like_upstream` and `proxy/cached_over_discord_like`: the same cached read straight from
+//!   an upstream that takes Discord's time to answer (`--discord-latency-ms`, 40 by default; still no
+//!   limits, which would only widen the gap), and through a proxy in front of it.
 //!
-//! `cargo run --release -p benches --bin proxy_bench [-- --seconds 3 --connections 64]`
+//! `cargo run --release -p benches --bin proxy_bench [-- --seconds 3 --connections 64 --discord-latency-ms 40]`
 //!
 //! Each target gets the connections for the given time after a warm-up; one JSON line per target
 //! (requests per second, p50, p99), then the ratios. The upstream answers at once and has no limits;
@@ -80,6 +83,20 @@ fn report(target: &str, figures: &Figures) {
     );
 }
 
+/// The proxy with a memory store in front of `upstream`, its global pacing lifted.
+async fn start_proxy(upstream: &str) -> cache_discord_proxy::RunningProxy {
+    let store = EnvStore::Memory(MemoryStore::<CachedResponse>::new(10_000));
+    let discord = DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")])
+        .expect("defaults");
+    let limits = DiscordRateLimitLayer::new(RateLimitConfig::default().global_limit(1_000_000));
+    let settings = ProxySettings::new("127.0.0.1:0".parse().expect("an address"), upstream)
+        .expect("an upstream");
+    Proxy::new(settings, store, discord, limits)
+        .start()
+        .await
+        .expect("the proxy starts")
+}
+
 fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node")
 }
@@ -87,13 +104,16 @@ fn node_dir() -> PathBuf {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut seconds, mut connections) = (3u64, 64usize);
+    let (mut seconds, mut connections, mut discord_latency_ms) = (3u64, 64usize, 40u64);
     while let Some(arg) = args.next() {
         let value = args.next().and_then(|v| v.parse().ok());
         match (arg.as_str(), value) {
             ("--seconds", Some(v)) => seconds = v,
             ("--connections", Some(v)) => connections = v as usize,
-            _ => panic!("usage: proxy_bench [--seconds N] [--connections N]"),
+            ("--discord-latency-ms", Some(v)) => discord_latency_ms = v,
+            _ => panic!(
+                "usage: proxy_bench [--seconds N] [--connections N] [--discord-latency-ms N]"
+            ),
         }
     }
     let duration = Duration::from_secs(seconds);
@@ -117,16 +137,16 @@ async fn main() {
     let guild = server.guilds()[0].id;
     let upstream = format!("http://{}", server.addr());
 
-    let store = EnvStore::Memory(MemoryStore::<CachedResponse>::new(10_000));
-    let discord = DiscordCacheLayer::from_env_source(store.clone(), &[("CACHE_ENABLED", "true")])
-        .expect("defaults");
-    let limits = DiscordRateLimitLayer::new(RateLimitConfig::default().global_limit(1_000_000));
-    let settings = ProxySettings::new("127.0.0.1:0".parse().expect("an address"), &upstream)
-        .expect("an upstream");
-    let proxy = Proxy::new(settings, store, discord, limits)
-        .start()
-        .await
-        .expect("the proxy starts");
+    let proxy = start_proxy(&upstream).await;
+    let discord_like = DiscordServer::start(ServerConfig {
+        latency: Duration::from_millis(discord_latency_ms),
+        rate_limits: RateLimits::unlimited(),
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("the upstream starts");
+    let discord_like_url = format!("http://{}", discord_like.addr());
+    let proxy_over_discord_like = start_proxy(&discord_like_url).await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -167,12 +187,24 @@ async fn main() {
     .await;
     let ours_figures = run("proxy/pass_through", format!("{ours}{pass_through}")).await;
     let cached_figures = run("proxy/cached", format!("{ours}{cached}")).await;
+    let discord_like_figures = run(
+        "discord_like_upstream",
+        format!("{discord_like_url}{cached}"),
+    )
+    .await;
+    let over_discord_like_figures = run(
+        "proxy/cached_over_discord_like",
+        format!("http://{}{cached}", proxy_over_discord_like.addr()),
+    )
+    .await;
     println!(
         "{}",
         json!({
             "pass_through_throughput_vs_discordjs_proxy": (ours_figures.per_second / theirs_figures.per_second * 100.0).round() / 100.0,
             "pass_through_p99_vs_discordjs_proxy": (ours_figures.p99_ms / theirs_figures.p99_ms * 100.0).round() / 100.0,
             "cached_throughput_vs_upstream": (cached_figures.per_second / upstream_figures.per_second * 100.0).round() / 100.0,
+            "cached_throughput_vs_discord_like_upstream": (over_discord_like_figures.per_second / discord_like_figures.per_second * 100.0).round() / 100.0,
+            "discord_latency_ms": discord_latency_ms,
             "connections": connections,
             "seconds": seconds,
         })
