@@ -53,8 +53,13 @@ enum Holder {
 }
 
 impl Holder {
+    /// `None` without exactly one `Authorization` header: the cache passes such requests through,
+    /// and which of several Discord accepted cannot be told.
     fn of(headers: &HeaderMap) -> Option<Self> {
-        let value = headers.get(AUTHORIZATION)?;
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return None;
+        };
         let fingerprint = fingerprint(value);
         let is_bot = value
             .as_bytes()
@@ -97,10 +102,16 @@ impl Accepted {
         }
     }
 
-    /// Records Discord's own answer to a request made with `headers`. `checks_token`: the route is
-    /// one where Discord answers only an accepted `Authorization`; a success anywhere else proves
-    /// nothing. A 401 forgets the token wherever it came from.
-    pub(crate) fn record(&self, headers: &HeaderMap, status: StatusCode, checks_token: bool) {
+    /// Records Discord's own answer to a request made with `headers` and sent at `sent`.
+    /// `checks_token`: the route is one where Discord answers only an accepted `Authorization`; a
+    /// success anywhere else proves nothing. A 401 forgets the token wherever it came from.
+    pub(crate) fn record(
+        &self,
+        headers: &HeaderMap,
+        status: StatusCode,
+        checks_token: bool,
+        sent: Instant,
+    ) {
         let accepted = status.is_success() && checks_token;
         if !accepted && status != StatusCode::UNAUTHORIZED {
             return;
@@ -114,14 +125,22 @@ impl Accepted {
                 if state.bots.len() >= MAX_TOKENS {
                     state.bots.clear();
                 }
-                // Replaces the bot's previous token: Discord revoked it when it issued this one.
-                state.bots.insert(id, (fingerprint, Instant::now()));
+                // Replaces the bot's previous token (Discord revoked it when it issued this one), unless
+                // that one was accepted later: a slow answer to a request sent before a reset must
+                // not bring the old token back.
+                match state.bots.get(&id) {
+                    Some((accepted, at)) if *accepted != fingerprint && *at > sent => {}
+                    _ => {
+                        state.bots.insert(id, (fingerprint, sent));
+                    }
+                }
             }
             (Holder::Other(fingerprint), true) => {
                 if state.others.len() >= MAX_TOKENS {
                     state.others.clear();
                 }
-                state.others.insert(fingerprint, Instant::now());
+                let at = state.others.entry(fingerprint).or_insert(sent);
+                *at = (*at).max(sent);
             }
             (Holder::Bot(id, fingerprint), false) => {
                 if state.bots.get(&id).is_some_and(|(f, _)| *f == fingerprint) {
@@ -152,18 +171,25 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn only_checked_successes_vouch_and_a_bots_new_token_replaces_the_old() {
         let accepted = Accepted::default();
-        accepted.record(&bot(OLD), StatusCode::OK, false);
+        accepted.record(&bot(OLD), StatusCode::OK, false, Instant::now());
         assert!(
             !accepted.vouches_for(&bot(OLD)),
             "a route that ignores tokens"
         );
-        accepted.record(&bot(OLD), StatusCode::OK, true);
+        accepted.record(&bot(OLD), StatusCode::OK, true, Instant::now());
         assert!(accepted.vouches_for(&bot(OLD)));
         assert!(!accepted.vouches_for(&bot(NEW)));
-        accepted.record(&bot(NEW), StatusCode::OK, true);
+        let before_reset = Instant::now();
+        tokio::time::advance(Duration::from_millis(10)).await;
+        accepted.record(&bot(NEW), StatusCode::OK, true, Instant::now());
         assert!(accepted.vouches_for(&bot(NEW)));
         assert!(!accepted.vouches_for(&bot(OLD)), "revoked by the reset");
-        accepted.record(&bot(OLD), StatusCode::UNAUTHORIZED, true);
+        accepted.record(&bot(OLD), StatusCode::OK, true, before_reset);
+        assert!(
+            !accepted.vouches_for(&bot(OLD)),
+            "a late answer to a request sent before the reset"
+        );
+        accepted.record(&bot(OLD), StatusCode::UNAUTHORIZED, true, Instant::now());
         assert!(
             accepted.vouches_for(&bot(NEW)),
             "the old token's 401 is not the new one's"
@@ -177,10 +203,17 @@ mod tests {
         let accepted = Accepted::default();
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, "Bearer abc".parse().unwrap());
-        accepted.record(&headers, StatusCode::OK, true);
+        accepted.record(&headers, StatusCode::OK, true, Instant::now());
         assert!(accepted.vouches_for(&headers));
-        accepted.record(&headers, StatusCode::UNAUTHORIZED, false);
+        accepted.record(&headers, StatusCode::UNAUTHORIZED, false, Instant::now());
         assert!(!accepted.vouches_for(&headers));
         assert!(accepted.vouches_for(&HeaderMap::new()), "no credential");
+        let mut two = bot(OLD);
+        two.append(AUTHORIZATION, "Bot another.token.here".parse().unwrap());
+        accepted.record(&two, StatusCode::OK, true, Instant::now());
+        assert!(
+            !accepted.vouches_for(&bot(OLD)),
+            "two tokens vouch for neither"
+        );
     }
 }

@@ -15,10 +15,15 @@
 //!   still goes to Discord ([`cache_discord::ratelimit`]); a request the limiter will not send is
 //!   answered as Discord would (429 with `retry_after`, or 401 for a rejected token).
 //! - **Cached answers only to accepted credentials**: a token's reads come from the cache only after
-//!   Discord answered that exact token with a success in the last five minutes; until then they go to
-//!   Discord, so a forged token claiming a bot's id gets Discord's 401, never the bot's data.
+//!   Discord answered that exact token with a success in the last five minutes, on a route where
+//!   Discord checks tokens; until then they go to Discord, so a forged token claiming a bot's id gets
+//!   Discord's 401, never the bot's data. A bot's newly accepted token retires its previous one.
 //! - **Cached answers a client's own limiter is happy with**: a cached read's `X-RateLimit-*` headers
 //!   are dropped (they describe an old window), so a burst of hits is not slowed by the client.
+//!
+//! - **Bounded connections**: a client that does not send its request head within
+//!   `CACHE_PROXY_HEADER_TIMEOUT_MS` is disconnected; idle HTTP/2 peers are pinged; the upstream
+//!   connection has 10 s to open.
 //!
 //! Settings: [`ProxySettings`] (`CACHE_PROXY_*`, `DISCORD_API_URL`), the store's (`REDIS_URL`, ...),
 //! the cache's and the rate limiter's (`CACHE_DISCORD_*`). The control routes are in [`admin`].

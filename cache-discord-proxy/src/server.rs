@@ -177,13 +177,19 @@ async fn serve<F, Fut>(
     Fut: Future<Output = http::Response<DiscordBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    // HTTP/2 streams run as tasks of their own; hyper ends each one when its connection goes.
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // A client that sends its request head slowly, or not at all, is cut off.
+    // A client that sends its request head slowly, or not at all, is cut off; an HTTP/2 peer that
+    // stops answering pings is dropped.
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_KEEP_ALIVE))
+        .keep_alive_timeout(limits.header_read_timeout);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -191,23 +197,33 @@ async fn serve<F, Fut>(
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(error) => {
-                        // Out of file descriptors, say: give the process time to close some
-                        // instead of spinning.
                         tracing::warn!(%error, "discord proxy: accept failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        if !is_per_connection(&error) {
+                            // Out of file descriptors or memory: give the process time to close
+                            // some instead of spinning.
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        }
                         continue;
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let first_bytes = limits.header_read_timeout;
                 let handle = handle.clone();
                 let service = hyper::service::service_fn(move |request| {
                     let answer = handle(request);
                     async move { Ok::<_, Infallible>(answer.await) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 connections.spawn(async move {
-                    if let Err(error) = connection.await {
+                    // The protocol is chosen from the first bytes, a wait the HTTP/1 header timeout
+                    // does not cover: a client that sends nothing is cut off here.
+                    let mut first = [0; 1];
+                    match tokio::time::timeout(first_bytes, stream.peek(&mut first)).await {
+                        Ok(Ok(1..)) => {}
+                        _ => return,
+                    }
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    if let Err(error) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%error, "discord proxy: connection ended");
                     }
                 });
@@ -225,6 +241,22 @@ async fn serve<F, Fut>(
     }
     connections.shutdown().await;
 }
+
+/// An `accept` error that concerns one connection only (it went away before it was taken).
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionRefused
+            | ErrorKind::Interrupted
+            | ErrorKind::WouldBlock
+    )
+}
+
+/// How often an idle HTTP/2 connection is pinged.
+const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 
 /// The bounds a listener puts on its connections.
 #[derive(Debug, Clone, Copy)]

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cache_core::BoxError;
+use cache_core::{upstream_error, BoxError};
 use cache_discord::ratelimit::RateLimitError;
 use cache_discord::{CachedResponse, DiscordBody, DiscordCacheService, DiscordRateLimit, Route};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
+use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_cache::EnvStore;
 
@@ -60,6 +62,7 @@ impl ProxyService {
         let headers = parts.headers.clone();
         let read_uri = from_cache.then(|| parts.uri.clone());
         let request = http::Request::from_parts(parts, DiscordBody::streamed(body));
+        let sent = Instant::now();
         let answer = if is_read && !vouched {
             // A credential Discord has not accepted lately reads from Discord itself.
             let answer = self.paced.clone().oneshot(request).await;
@@ -67,31 +70,43 @@ impl ProxyService {
         } else {
             self.cached.oneshot(request).await
         };
-        let mut response = match answer {
-            Ok(response) => response,
-            Err(error) => return local_answer(&error),
+        // A cached read's 401, or its local refusal of a rejected token, may be another token's of
+        // the same bot, shared by single flight: this token is vouched for no longer, and Discord is
+        // asked with it alone.
+        let rejected = match &answer {
+            Ok(response) => response.status() == StatusCode::UNAUTHORIZED,
+            Err(error) => matches!(
+                upstream_error::<RateLimitError>(error.as_ref()),
+                Some(RateLimitError::TokenRejected { .. })
+            ),
         };
-        if let (Some(uri), StatusCode::UNAUTHORIZED) = (read_uri, response.status()) {
-            // A cached read's 401 may be another token's of the same bot, shared by single flight:
-            // this token is vouched for no longer, and Discord is asked with it alone.
+        if let (Some(uri), true) = (read_uri, rejected) {
             self.accepted
-                .record(&headers, StatusCode::UNAUTHORIZED, route.is_some());
+                .record(&headers, StatusCode::UNAUTHORIZED, route.is_some(), sent);
             let mut own = http::Request::new(DiscordBody::full(Bytes::new()));
             *own.uri_mut() = uri;
             *own.headers_mut() = headers.clone();
-            response = match self.paced.oneshot(own).await {
+            for name in [CONTENT_LENGTH, CONTENT_TYPE] {
+                own.headers_mut().remove(name);
+            }
+            let sent = Instant::now();
+            let mut response = match self.paced.oneshot(own).await {
                 Ok(response) => response.map(DiscordBody::streamed),
                 Err(error) => return local_answer(&error),
             };
             self.accepted
-                .record(&headers, response.status(), route.is_some());
+                .record(&headers, response.status(), route.is_some(), sent);
             relay::strip_hop_by_hop(response.headers_mut(), false);
             return response;
         }
+        let mut response = match answer {
+            Ok(response) => response,
+            Err(error) => return local_answer(&error),
+        };
         if !from_cache {
             // Discord's own answer to this request.
             self.accepted
-                .record(&headers, response.status(), route.is_some());
+                .record(&headers, response.status(), route.is_some(), sent);
         }
         relay::strip_hop_by_hop(response.headers_mut(), false);
         if from_cache && response.status().is_success() {
@@ -113,7 +128,8 @@ impl ProxyService {
 
 /// The answer for a request the proxy did not send, in Discord's shapes.
 fn local_answer(error: &BoxError) -> http::Response<DiscordBody> {
-    match error.downcast_ref::<RateLimitError>() {
+    // A refusal reaches waiters of a shared fill wrapped in the cache's shared error.
+    match upstream_error::<RateLimitError>(error.as_ref()) {
         Some(
             RateLimitError::WouldWait { wait: retry, .. }
             | RateLimitError::InvalidRequestGuard {

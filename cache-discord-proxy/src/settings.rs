@@ -115,12 +115,28 @@ impl ProxySettings {
             })?),
             None => None,
         };
-        let admin = match address(CACHE_PROXY_ADMIN_ADDR, None)? {
-            Some(addr) => {
-                let token = env.var(CACHE_PROXY_ADMIN_TOKEN)?.unwrap_or_default();
-                Some((addr, admin_token(&token)?))
+        if ca_pem.is_some() && upstream.scheme_str() != Some("https") {
+            return Err(invalid(
+                CACHE_PROXY_CA_FILE,
+                "<set>",
+                format!("only used with an https:// {DISCORD_API_URL}"),
+            )
+            .into());
+        }
+        let token = env.var(CACHE_PROXY_ADMIN_TOKEN)?;
+        let admin = match (address(CACHE_PROXY_ADMIN_ADDR, None)?, token) {
+            (Some(addr), token) => Some((addr, admin_token(&token.unwrap_or_default())?)),
+            (None, Some(_)) => {
+                return Err(invalid(
+                    CACHE_PROXY_ADMIN_ADDR,
+                    "",
+                    format!(
+                        "required with {CACHE_PROXY_ADMIN_TOKEN}: where the control routes listen"
+                    ),
+                )
+                .into())
             }
-            None => None,
+            (None, None) => None,
         };
         let log_format = match env.var(CACHE_PROXY_LOG_FORMAT)?.as_deref().map(str::trim) {
             None | Some("plain") => LogFormat::Plain,
@@ -201,12 +217,12 @@ fn admin_token(token: &str) -> Result<String, Error> {
 
 /// An upstream URL: `http` or `https`, a host, maybe a port, and nothing after it.
 fn upstream(value: &str) -> Result<http::Uri, Error> {
-    if value.contains('@') {
+    if value.contains(['@', '?']) {
         // Credentials in the URL: Discord takes none there, and they would show in logs and /readyz.
         return Err(invalid(
             DISCORD_API_URL,
-            "<hidden: it holds an @>",
-            "expected no user or password in the URL",
+            "<hidden: it holds an @ or a query>",
+            "expected scheme, host and port only: no user, password or query",
         )
         .into());
     }
@@ -251,13 +267,14 @@ mod tests {
             (CACHE_PROXY_CA_FILE, "/nonexistent/ca.pem"),
             (CACHE_PROXY_HEADER_TIMEOUT_MS, "0"),
             (CACHE_PROXY_HEADER_TIMEOUT_MS, "soon"),
+            (CACHE_PROXY_ADMIN_TOKEN, "a-long-enough-admin-token"),
         ] {
             let error = ProxySettings::from_env_source(&[(name, value)]).unwrap_err();
             let shown = error.to_string();
-            let named = if name == CACHE_PROXY_ADMIN_ADDR {
-                CACHE_PROXY_ADMIN_TOKEN
-            } else {
-                name
+            let named = match name {
+                CACHE_PROXY_ADMIN_ADDR => CACHE_PROXY_ADMIN_TOKEN,
+                CACHE_PROXY_ADMIN_TOKEN => CACHE_PROXY_ADMIN_ADDR,
+                _ => name,
             };
             assert!(shown.contains(named), "{shown}");
         }
@@ -282,5 +299,22 @@ mod tests {
             .to_string();
         assert!(error.contains(DISCORD_API_URL), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+        let some_file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let plain = [
+            (CACHE_PROXY_CA_FILE, some_file),
+            (DISCORD_API_URL, "http://127.0.0.1:1"),
+        ];
+        let error = ProxySettings::from_env_source(&plain)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(CACHE_PROXY_CA_FILE), "{error}");
+        let with_query = "https://discord.com/?token=hunter2";
+        let error = ProxySettings::from_env_source(&[(DISCORD_API_URL, with_query)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(DISCORD_API_URL) && !error.contains("hunter2"),
+            "{error}"
+        );
     }
 }

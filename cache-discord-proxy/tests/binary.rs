@@ -311,7 +311,7 @@ async fn mixed_load(port: u16, server: &DiscordServer, count: usize) -> Vec<Stat
                     2 => (
                         http::Method::GET,
                         format!("/guilds/{}/roles", guild.id),
-                        format!("Bot {forged}.{i}"),
+                        format!("{forged}{i}"),
                     ),
                     3 | 4 => (
                         http::Method::GET,

@@ -237,7 +237,7 @@ async fn a_reset_bot_token_gets_no_cached_data_once_its_successor_is_accepted() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_shared_by_single_flight_is_not_handed_to_another_token() {
     let setup = setup(ServerConfig {
-        latency: Duration::from_millis(400),
+        latency: Duration::from_millis(1_000),
         ..quiet()
     })
     .await;
@@ -254,22 +254,30 @@ async fn a_401_shared_by_single_flight_is_not_handed_to_another_token() {
     }
     let new = setup.server.reset_token(old.id);
     let setup = std::sync::Arc::new(setup);
-    // The new token is accepted (at about 400 ms) while the old one's cached read of `roles` is in
-    // flight (100 to 500 ms); the new token's read of `roles` at 450 ms joins that flight.
+    // The new token is accepted (at about 1,000 ms) while the old one's cached read of `roles` is in
+    // flight (300 to 1,300 ms); the new token's read of `roles` right after joins that flight.
     let vouch = tokio::spawn({
         let (setup, new) = (setup.clone(), new.bot_authorization());
         let channels = channels.clone();
         async move { setup.get(&channels, &new).await.status }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let revoked = tokio::spawn({
         let (setup, old) = (setup.clone(), old.bot_authorization());
         let roles = roles.clone();
         async move { setup.get(&roles, &old).await.status }
     });
-    tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(vouch.await.unwrap(), StatusCode::OK);
+    let dedupes = || async {
+        let stats = setup
+            .admin(http::Method::GET, "/stats", Some(ADMIN_TOKEN), json!({}))
+            .await
+            .json();
+        stats["cache"]["dedupes"].as_u64().unwrap()
+    };
+    let before = dedupes().await;
     let joined = setup.get(&roles, &new.bot_authorization()).await;
+    assert_eq!(dedupes().await, before + 1, "joined the old token's flight");
     assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.body);
     assert!(joined
         .json()
@@ -320,6 +328,14 @@ async fn cached_reads_are_stored_uncompressed_and_passthrough_keeps_its_encoding
         .unwrap()
         .iter()
         .any(|r| r["name"] == "renamed"));
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        2,
+        "the entry was updated from the write's answer, not invalidated"
+    );
     // Not cached: compressed as asked, the bytes Discord sent.
     let counts = format!("/guilds/{guild}/roles/member-counts");
     let through = setup.get_with(&counts, &gzip).await;
@@ -381,28 +397,60 @@ async fn slow_request_heads_are_cut_off() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "still open after 5 s");
+    // One that sends nothing at all (before the protocol is even known).
+    let mut silent = tokio::net::TcpStream::connect(setup.proxy.addr())
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a silent connection still open after 5 s");
 }
 
 /// Dropping the proxy (unlike [`RunningProxy::shutdown`]) ends it at once, requests in flight included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_proxy_closes_its_connections_at_once() {
     let setup = setup(ServerConfig {
-        latency: Duration::from_secs(3),
+        latency: Duration::from_millis(1_500),
         ..quiet()
     })
     .await;
-    let request = http::Request::get(setup.url("/gateway"))
-        .body(Full::default())
-        .unwrap();
-    let in_flight = tokio::spawn(setup.client.request(request));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let h2c = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    let mut in_flight = Vec::new();
+    // Two routes: a second request of one route would wait for the first to learn its bucket.
+    for (client, path) in [
+        (&setup.client, "/gateway".to_owned()),
+        (&h2c, format!("/guilds/{guild}/roles/member-counts")),
+    ] {
+        let request = http::Request::get(setup.url(&path))
+            .header("authorization", &bot)
+            .body(Full::default())
+            .unwrap();
+        in_flight.push(tokio::spawn(client.request(request)));
+    }
+    while setup.server.stats().requests < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let Setup { proxy, server, .. } = setup;
     drop(proxy);
-    let ended = tokio::time::timeout(Duration::from_secs(1), in_flight)
-        .await
-        .expect("the connection outlived its proxy")
-        .unwrap();
-    assert!(ended.is_err(), "answered: {ended:?}");
+    for request in in_flight {
+        let ended = tokio::time::timeout(Duration::from_secs(1), request)
+            .await
+            .expect("a request outlived its proxy")
+            .unwrap();
+        assert!(ended.is_err(), "answered: {ended:?}");
+    }
+    // Their relays were cancelled too (HTTP/2 streams run as tasks of their own): the upstream,
+    // which counts a request once it has answered it, answered neither.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let stats = server.stats();
+    assert_eq!(stats.processed_by("GET /gateway"), 0);
+    assert_eq!(
+        stats.processed_by("GET /guilds/{guild.id}/roles/member-counts"),
+        0
+    );
     drop(server);
 }
 

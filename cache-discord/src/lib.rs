@@ -70,9 +70,10 @@
 //!   kept headers and body exactly as received, and are never cached; concurrent identical reads still
 //!   share the one upstream call that produced them. Kept headers: `content-type`,
 //!   `content-encoding`, `retry-after` and `x-ratelimit-*` ([`CachedResponse`]).
-//! - Reads and recognised writes go to Discord without the caller's `Accept-Encoding`: an entry
-//!   answers every caller of its scope, whatever compression each accepts, and a write's answer must be
-//!   readable JSON to update entries. Requests that pass through keep theirs.
+//! - Reads and recognised writes go to Discord with `Accept-Encoding: identity` in place of the
+//!   caller's: an entry answers every caller of its scope, whatever compression each accepts, and a
+//!   write's answer must be readable JSON to update entries; a compressed answer is not stored.
+//!   Requests that pass through keep theirs.
 //! - Serving through trouble, off by default: `CACHE_DISCORD_STALE_WHILE_REVALIDATE` (seconds) answers
 //!   with an entry past its TTL at once and refreshes it in the background; `CACHE_DISCORD_STALE_IF_ERROR`
 //!   (seconds) answers with it when Discord fails. The policy counts 429 and 5xx answers as failures

@@ -113,6 +113,14 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
             );
             return FillPlan::dedupe_only();
         }
+        if value
+            .header("content-encoding")
+            .is_some_and(|coding| !coding.eq_ignore_ascii_case(b"identity"))
+        {
+            // Asked for without compression; an entry every caller must be able to read.
+            tracing::debug!(cache.key = key, "discord answer compressed: not cached");
+            return FillPlan::dedupe_only();
+        }
         if let Route::GuildChannels { guild } = read.route {
             if let Some(channels) = json_list::ids_of_list(value.body()) {
                 self.channels.learn(guild, channels);
@@ -169,5 +177,35 @@ fn unrecognised_credential(headers: &http::HeaderMap, route: &Route) {
             ?route,
             "discord read without a recognised credential: not cached"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compressed_answer_is_shared_but_not_stored() {
+        let policy = DiscordPolicy::new(DiscordTtls::default());
+        let read = DiscordRead {
+            route: Route::GuildRoles { guild: 1 },
+            credential: Credential::Bot(2),
+        };
+        let answer = |coding: Option<&str>| {
+            let mut headers = vec![("content-type".to_owned(), b"application/json".to_vec())];
+            if let Some(coding) = coding {
+                headers.push(("content-encoding".to_owned(), coding.as_bytes().to_vec()));
+            }
+            CachedResponse::new(200, headers, bytes::Bytes::from_static(b"[]"))
+        };
+        for (coding, stored) in [
+            (None, true),
+            (Some("identity"), true),
+            (Some("gzip"), false),
+        ] {
+            let plan =
+                CachePolicy::<http::Request<()>, _>::fill(&policy, "k", &read, &answer(coding));
+            assert_eq!(!plan.ttl.is_zero(), stored, "{coding:?}");
+        }
     }
 }

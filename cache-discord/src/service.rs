@@ -9,6 +9,7 @@ use bytes::Bytes;
 use cache_core::layer::{Cache, ResponseFuture};
 use cache_core::{BoxError, CachePolicy, Classified, Stats, Store};
 use http::header::{ACCEPT_ENCODING, CONNECTION, TRANSFER_ENCODING};
+use http::HeaderValue;
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
@@ -17,6 +18,9 @@ use tower_service::Service;
 
 use crate::buffer::{BufferFuture, BufferResponse, FullHead};
 use crate::{CachedResponse, DiscordBody, DiscordPolicy};
+
+/// The `Accept-Encoding` of reads and writes the cache reads: no compression.
+const IDENTITY: HeaderValue = HeaderValue::from_static("identity");
 
 type CoreCache<S, St> = Cache<BufferResponse<S>, St, Arc<DiscordPolicy>>;
 
@@ -117,7 +121,7 @@ where
             read @ Classified::Read { .. } => {
                 // One entry answers every client of the scope: it is stored as Discord sends it to a
                 // client that asks for no compression, which every client can read.
-                req.headers_mut().remove(ACCEPT_ENCODING);
+                req.headers_mut().insert(ACCEPT_ENCODING, IDENTITY);
                 Kind::Cached {
                     future: self.cache.call_classified(req, read),
                     head: None,
@@ -126,7 +130,7 @@ where
             // Buffered, so its effects can be applied (the answer must be readable JSON), and
             // answered with Discord's head as sent.
             write @ Classified::Write(_) => {
-                req.headers_mut().remove(ACCEPT_ENCODING);
+                req.headers_mut().insert(ACCEPT_ENCODING, IDENTITY);
                 let head = FullHead::default();
                 req.extensions_mut().insert(head.clone());
                 Kind::Cached {
