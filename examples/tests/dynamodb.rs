@@ -1,21 +1,57 @@
-//! The DynamoDB example: keys, pass-through of consistent reads, and reads after writes through the cache.
+//! The DynamoDB example: the official SDK client behind the cache, against a real DynamoDB-compatible
+//! server (moto, started here on a free port), on the memory store and on a private Redis.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use cache_core::{CacheLayer, CachePolicy, Classified};
+use aws_sdk_dynamodb::operation::get_item::builders::GetItemInputBuilder;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
+use aws_sdk_dynamodb::operation::query::builders::QueryInputBuilder;
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::types::AttributeValue;
+use cache_core::{upstream_error, BoxError, CacheLayer, CachePolicy, Classified};
 use cache_memory::MemoryStore;
+use cache_redis::{RedisOptions, RedisStore};
 use examples::dynamodb::demo::{
-    delete_order, get_order, get_order_consistent, get_order_reversed, orders_schema, put_order,
-    query_orders, run_demo, set_status, setup, summary, Setup, TTL,
+    get_order, get_order_consistent, order_key, orders_schema, put_order, query_orders,
+    run_demo_on, setup, summary, TTL,
 };
 use examples::dynamodb::{
-    attributes, partition_tag, table_tag, AttributeValue, DynamoPolicy, DynamoRequest,
-    DynamoResponse, InMemoryDynamo, ReturnValues, SortCondition,
+    partition_tag, table_tag, DynamoClient, DynamoError, DynamoPolicy, DynamoRequest,
+    DynamoResponse, LocalDynamo,
 };
+use redis_test_server::RedisServer;
 use tower::{Layer, ServiceExt};
+use tower_cache::EnvStore;
+
+/// One server for the whole test binary: it stops when the binary exits.
+fn endpoint() -> String {
+    static SERVER: OnceLock<LocalDynamo> = OnceLock::new();
+    SERVER
+        .get_or_init(|| LocalDynamo::start().unwrap_or_else(|error| panic!("{error}")))
+        .endpoint()
+}
+
+/// A table name no other test uses.
+fn table(name: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{name}_{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Each store the tests run on: in process, and a private Redis (kept alive by the returned server).
+fn stores() -> Vec<(&'static str, EnvStore<DynamoResponse>, Option<RedisServer>)> {
+    let redis = RedisServer::start();
+    let options = RedisOptions::default().key_prefix("dynamodb").unwrap();
+    let store = RedisStore::<DynamoResponse>::connect(&redis.url(), options).unwrap();
+    vec![
+        ("memory", EnvStore::Memory(MemoryStore::new(10_000)), None),
+        ("redis", EnvStore::Redis(store), Some(redis)),
+    ]
+}
 
 fn policy() -> DynamoPolicy {
-    DynamoPolicy::new([orders_schema()], TTL)
+    DynamoPolicy::new([orders_schema("orders")], TTL)
 }
 
 fn key_of(request: &DynamoRequest) -> Option<String> {
@@ -25,311 +61,251 @@ fn key_of(request: &DynamoRequest) -> Option<String> {
     }
 }
 
-/// Sends one request through the cached client.
-async fn send(setup: &Setup, request: DynamoRequest) -> String {
-    let response = setup.service.clone().oneshot(request).await.unwrap();
-    summary(&response)
+fn query(build: impl FnOnce(QueryInputBuilder) -> QueryInputBuilder) -> DynamoRequest {
+    let input = QueryInput::builder()
+        .table_name("orders")
+        .key_condition_expression("customer = :c")
+        .expression_attribute_values(":c", AttributeValue::S("c1".into()));
+    DynamoRequest::Query(build(input).build().unwrap())
 }
 
 #[test]
-fn attribute_order_and_number_spelling_do_not_change_the_key() {
-    let key = key_of(&get_order("c1", "1")).unwrap();
-    assert_eq!(key_of(&get_order_reversed("c1", "1")).unwrap(), key);
-    assert_eq!(key_of(&get_order("c1", "1.0")).unwrap(), key);
-    assert_eq!(key_of(&get_order("c1", "10e-1")).unwrap(), key);
-    assert_ne!(key_of(&get_order("c1", "2")).unwrap(), key);
-    assert_ne!(key_of(&get_order("c2", "1")).unwrap(), key);
+fn number_spelling_does_not_change_the_key_and_other_items_have_theirs() {
+    let key = key_of(&get_order("orders", "c1", "1")).unwrap();
+    for same in ["1.0", "10e-1", "01"] {
+        assert_eq!(key_of(&get_order("orders", "c1", same)).unwrap(), key);
+    }
+    assert_ne!(key_of(&get_order("orders", "c1", "2")).unwrap(), key);
+    assert_ne!(key_of(&get_order("orders", "c2", "1")).unwrap(), key);
 }
 
 #[test]
 fn query_keys_cover_what_changes_the_answer() {
-    let query = |sort: Option<SortCondition>, scan_forward: bool, limit: Option<usize>| {
-        key_of(&DynamoRequest::Query {
-            table: "orders".into(),
-            partition: ("customer".into(), AttributeValue::s("c1")),
-            sort,
-            scan_forward,
-            limit,
-            consistent_read: false,
-        })
-        .unwrap()
-    };
-    let all = query(None, true, None);
-    let between = Some(SortCondition::Between(
-        AttributeValue::n(1),
-        AttributeValue::n(2),
-    ));
-    assert_eq!(query(None, true, None), all);
-    assert_ne!(query(between, true, None), all);
-    assert_ne!(query(None, false, None), all);
-    assert_ne!(query(None, true, Some(1)), all);
-}
-
-#[test]
-fn requests_the_table_would_reject_and_unknown_tables_pass_through() {
-    let wrong_key = DynamoRequest::GetItem {
-        table: "orders".into(),
-        key: attributes([("customer", AttributeValue::s("c1"))]),
-        consistent_read: false,
-    };
-    let bool_key = DynamoRequest::GetItem {
-        table: "orders".into(),
-        key: attributes([
-            ("customer", AttributeValue::s("c1")),
-            ("order", AttributeValue::Bool(true)),
-        ]),
-        consistent_read: false,
-    };
-    let other_table = DynamoRequest::GetItem {
-        table: "invoices".into(),
-        key: attributes([("id", AttributeValue::s("i1"))]),
-        consistent_read: false,
-    };
-    for request in [wrong_key, bool_key, other_table] {
-        assert!(matches!(policy().classify(&request), Classified::Pass));
+    let all = key_of(&query(|q| q)).unwrap();
+    assert_eq!(key_of(&query(|q| q)).unwrap(), all);
+    assert_eq!(
+        key_of(&query_orders("orders", "c1")).map(|k| k.contains("c1")),
+        Some(true),
+        "an #alias names the partition too"
+    );
+    for other in [
+        query(|q| q.limit(1)),
+        query(|q| q.scan_index_forward(false)),
+        query(|q| {
+            q.filter_expression("#s = :s")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":s", AttributeValue::S("placed".into()))
+        }),
+        query(|q| q.projection_expression("customer")),
+        query(|q| {
+            q.exclusive_start_key("customer", AttributeValue::S("c1".into()))
+                .exclusive_start_key("order", AttributeValue::N("2".into()))
+        }),
+        query(|q| q.expression_attribute_values(":c", AttributeValue::S("c2".into()))),
+    ] {
+        assert_ne!(key_of(&other).unwrap(), all, "{other:?}");
     }
 }
 
 #[test]
-fn items_are_tagged_by_table_and_partition_and_queries_by_their_partition_too() {
-    let policy = policy();
-    let Classified::Read { key, read } = policy.classify(&get_order("c1", "1")) else {
-        panic!("a cached read")
+fn what_the_cache_cannot_answer_rightly_passes_through() {
+    fn get(build: impl FnOnce(GetItemInputBuilder) -> GetItemInputBuilder) -> DynamoRequest {
+        let input = GetItemInput::builder()
+            .table_name("orders")
+            .set_key(Some(order_key("c1", "1")));
+        DynamoRequest::GetItem(build(input).build().unwrap())
+    }
+    let partial_key = HashMap::from([("customer".to_owned(), AttributeValue::S("c1".into()))]);
+    let passes = [
+        ("consistent read", get_order_consistent("orders", "c1", "1")),
+        ("projection", get(|g| g.projection_expression("customer"))),
+        ("unknown table", get_order("invoices", "c1", "1")),
+        ("partial key", get(|g| g.set_key(Some(partial_key.clone())))),
+        ("index query", query(|q| q.index_name("by_status"))),
+        ("consistent query", query(|q| q.consistent_read(true))),
+        (
+            "no partition equality",
+            query(|q| q.key_condition_expression("customer > :c")),
+        ),
+    ];
+    for (what, request) in passes {
+        assert!(
+            matches!(policy().classify(&request), Classified::Pass),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn entries_are_tagged_by_table_and_partition() {
+    let Classified::Read { key, read } = policy().classify(&get_order("orders", "c1", "1")) else {
+        panic!("a read")
     };
-    let plan = policy.fill(&key, &read, &DynamoResponse::Item(None));
-    let partition = r#"{"customer":{"S":"c1"}}"#;
+    let plan = policy().fill(&key, &read, &DynamoResponse::Item(None));
     assert_eq!(plan.ttl, TTL);
-    assert_eq!(
-        plan.tags,
-        [table_tag("orders"), partition_tag("orders", partition)]
-    );
-
-    let Classified::Read { key, read } = policy.classify(&query_orders("c1")) else {
-        panic!("a cached read")
-    };
-    let plan = policy.fill(&key, &read, &DynamoResponse::Items(Vec::new()));
-    assert_eq!(plan.tags.len(), 3);
-    assert_eq!(
-        plan.tags[..2],
-        [table_tag("orders"), partition_tag("orders", partition)]
-    );
+    assert!(plan.tags.contains(&table_tag("orders")));
+    assert!(plan
+        .tags
+        .contains(&partition_tag("orders", r#"{"customer":{"S":"c1"}}"#)));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_second_read_with_the_attributes_reordered_is_a_hit() {
-    let setup = setup();
-    assert_eq!(send(&setup, get_order("c1", "1")).await, "#1 placed");
-    assert_eq!(
-        send(&setup, get_order_reversed("c1", "1")).await,
-        "#1 placed"
-    );
-    assert_eq!(send(&setup, get_order("c1", "1.00")).await, "#1 placed");
-    assert_eq!(setup.dynamo.calls(), 1);
-    assert_eq!(setup.stats.snapshot().hits, 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn consistent_reads_reach_the_table_every_time() {
-    let setup = setup();
-    send(&setup, get_order("c1", "1")).await; // cached
-    for _ in 0..3 {
-        assert_eq!(
-            send(&setup, get_order_consistent("c1", "1")).await,
-            "#1 placed"
+/// The whole scenario on each store: every read after a write sees it, and the cache saves calls and
+/// read units against the same requests without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scenario_reads_its_writes_and_saves_calls_on_each_store() {
+    let endpoint = endpoint();
+    for (name, store, _redis) in stores() {
+        let report = run_demo_on(&endpoint, store).await.unwrap();
+        let (ok, checked) = report.reads_after_writes;
+        assert_eq!(ok, checked, "{name}: {report}");
+        assert!(checked >= 9, "{name}: {checked} checks");
+        assert!(report.hits >= 20, "{name}: {report}");
+        assert!(
+            report.cached.calls * 2 < report.uncached.calls,
+            "{name}: {:?} against {:?}",
+            report.cached,
+            report.uncached
         );
-    }
-    assert_eq!(setup.dynamo.calls(), 4);
-    let stats = setup.stats.snapshot();
-    assert_eq!((stats.hits, stats.misses, stats.passthrough), (0, 1, 3));
-}
-
-#[tokio::test(start_paused = true)]
-async fn concurrent_identical_reads_make_one_call() {
-    let setup = setup();
-    let reads = (0..10).map(|_| setup.service.clone().oneshot(query_orders("c1")));
-    let mut tasks = tokio::task::JoinSet::new();
-    for read in reads {
-        tasks.spawn(read);
-    }
-    while let Some(result) = tasks.join_next().await {
-        assert_eq!(
-            summary(&result.unwrap().unwrap()),
-            "[#1 placed, #2 placed, #3 placed]"
+        assert!(
+            report.cached.read_units < report.uncached.read_units / 2.0,
+            "{name}: {report}"
         );
-    }
-    assert_eq!(setup.dynamo.calls(), 1);
-    assert_eq!(setup.stats.snapshot().dedupes, 9);
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_update_returning_all_new_is_read_back_without_a_call() {
-    let setup = setup();
-    send(&setup, get_order("c1", "1")).await;
-    let update = set_status("c1", "1", "shipped", ReturnValues::AllNew);
-    assert_eq!(send(&setup, update).await, "returned #1 shipped");
-    assert_eq!(setup.dynamo.calls(), 2);
-
-    assert_eq!(
-        send(&setup, get_order_reversed("c1", "1")).await,
-        "#1 shipped"
-    );
-    assert_eq!(
-        setup.dynamo.calls(),
-        2,
-        "served from the entry the write stored"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_update_without_return_values_removes_the_entry() {
-    let setup = setup();
-    send(&setup, get_order("c1", "1")).await;
-    send(&setup, set_status("c1", "1", "shipped", ReturnValues::None)).await;
-    assert_eq!(send(&setup, get_order("c1", "1")).await, "#1 shipped");
-    assert_eq!(
-        setup.dynamo.calls(),
-        3,
-        "the read after the write is a miss"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_put_replaces_a_cached_not_found() {
-    let setup = setup();
-    assert_eq!(send(&setup, get_order("c1", "4")).await, "not found");
-    send(&setup, put_order("c1", "4", "placed")).await;
-    assert_eq!(send(&setup, get_order("c1", "4")).await, "#4 placed");
-    assert_eq!(setup.dynamo.calls(), 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_delete_removes_the_item_and_refreshes_its_partitions_queries() {
-    let setup = setup();
-    send(&setup, get_order("c1", "2")).await;
-    send(&setup, query_orders("c1")).await;
-    send(&setup, delete_order("c1", "2")).await;
-    assert_eq!(send(&setup, get_order("c1", "2")).await, "not found");
-    assert_eq!(
-        send(&setup, query_orders("c1")).await,
-        "[#1 placed, #3 placed]"
-    );
-    assert_eq!(setup.dynamo.calls(), 5);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_write_leaves_other_partitions_and_sibling_items_cached() {
-    let setup = setup();
-    for read in [get_order("c1", "2"), query_orders("c1"), query_orders("c2")] {
-        send(&setup, read).await;
-    }
-    send(
-        &setup,
-        set_status("c1", "1", "shipped", ReturnValues::AllNew),
-    )
-    .await;
-    let calls = setup.dynamo.calls();
-
-    send(&setup, get_order("c1", "2")).await;
-    send(&setup, query_orders("c2")).await;
-    assert_eq!(
-        setup.dynamo.calls(),
-        calls,
-        "sibling item and other partition hit"
-    );
-    assert_eq!(
-        send(&setup, query_orders("c1")).await,
-        "[#1 shipped, #2 placed, #3 placed]"
-    );
-    assert_eq!(
-        setup.dynamo.calls(),
-        calls + 1,
-        "the written partition's query misses"
-    );
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_write_changes_nothing_in_the_cache() {
-    let setup = setup();
-    send(&setup, get_order("c1", "1")).await;
-    let rejected = DynamoRequest::UpdateItem {
-        table: "orders".into(),
-        key: attributes([
-            ("customer", AttributeValue::s("c1")),
-            ("order", AttributeValue::n(1)),
-        ]),
-        set: attributes([("order", AttributeValue::n(9))]),
-        return_values: ReturnValues::AllNew,
-    };
-    assert!(setup.service.clone().oneshot(rejected).await.is_err());
-    assert_eq!(send(&setup, get_order("c1", "1")).await, "#1 placed");
-    assert_eq!(setup.dynamo.calls(), 2, "the cached item is still served");
-}
-
-#[tokio::test(start_paused = true)]
-async fn invalidating_a_partition_or_a_table_by_hand_drops_its_entries() {
-    let dynamo = InMemoryDynamo::new(Duration::from_millis(5));
-    dynamo.create_table(orders_schema(), []);
-    let layer = CacheLayer::new(MemoryStore::new(100), policy());
-    let handle = layer.handle();
-    let service = layer.layer(dynamo.clone());
-    let read = |request| service.clone().oneshot(request);
-
-    read(get_order("c1", "1")).await.unwrap();
-    read(query_orders("c2")).await.unwrap();
-    handle
-        .invalidate_tags([partition_tag("orders", r#"{"customer":{"S":"c1"}}"#)])
-        .await
-        .unwrap();
-    read(get_order("c1", "1")).await.unwrap();
-    read(query_orders("c2")).await.unwrap();
-    assert_eq!(dynamo.calls(), 3, "c1 was dropped, c2 was not");
-
-    handle.invalidate_tags([table_tag("orders")]).await.unwrap();
-    read(get_order("c1", "1")).await.unwrap();
-    read(query_orders("c2")).await.unwrap();
-    assert_eq!(dynamo.calls(), 5);
-}
-
-#[tokio::test(start_paused = true)]
-async fn entries_expire_after_the_ttl() {
-    let setup = setup();
-    send(&setup, get_order("c1", "1")).await;
-    tokio::time::advance(TTL - Duration::from_secs(1)).await;
-    send(&setup, get_order("c1", "1")).await;
-    assert_eq!(setup.dynamo.calls(), 1);
-    tokio::time::advance(Duration::from_secs(2)).await;
-    send(&setup, get_order("c1", "1")).await;
-    assert_eq!(setup.dynamo.calls(), 2);
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_demo_reports_what_the_cache_did() {
-    let report = run_demo().await.unwrap();
-    assert_eq!(report.requests, 28);
-    assert_eq!(report.service_calls, 13);
-    assert_eq!((report.hits, report.misses, report.passthrough), (15, 8, 5));
-    assert_eq!(report.invalidations, 6);
-    assert_eq!(report.reads_after_writes, (6, 6));
-    let step = |label: &str| {
-        report
+        let consistent = report
             .steps
             .iter()
-            .find(|step| step.request == label)
-            .unwrap_or_else(|| panic!("no step {label:?}"))
-    };
-    let consistent = step("GetItem c1 #1, ConsistentRead");
-    assert_eq!(
-        (consistent.cache.as_str(), consistent.service_calls),
-        ("pass", 1)
-    );
-    let reordered = step("GetItem c1 #1, key attributes in the other order");
-    assert_eq!(
-        (reordered.cache.as_str(), reordered.service_calls),
-        ("hit", 0)
-    );
-    let text = report.to_string();
-    assert!(
-        text.contains("requests 28, table calls 13 (15 saved)"),
-        "{text}"
-    );
+            .find(|step| step.request.contains("ConsistentRead"))
+            .unwrap();
+        assert_eq!(
+            (consistent.cache.as_str(), consistent.table_calls),
+            ("pass", 1)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identical_reads_make_one_call_on_each_store() {
+    let endpoint = endpoint();
+    for (name, store, _redis) in stores() {
+        let setup = setup(&endpoint, &table("concurrent"), store).await.unwrap();
+        let reads = (0..32).map(|_| {
+            let service = setup.service.clone();
+            let request = get_order(&setup.table, "c1", "2");
+            tokio::spawn(service.oneshot(request))
+        });
+        for read in futures_util::future::join_all(reads).await {
+            assert_eq!(summary(&read.unwrap().unwrap()), "#2 placed", "{name}");
+        }
+        assert_eq!(setup.client.usage().calls, 1, "{name}");
+    }
+}
+
+/// A write whose condition fails reaches the caller as DynamoDB's error and changes nothing cached; a
+/// failed read is not cached either (the next one asks again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_writes_and_reads_are_never_cached_on_each_store() {
+    let endpoint = endpoint();
+    for (name, store, _redis) in stores() {
+        let setup = setup(&endpoint, &table("failures"), store.clone())
+            .await
+            .unwrap();
+        let read = || {
+            setup
+                .service
+                .clone()
+                .oneshot(get_order(&setup.table, "c1", "1"))
+        };
+        assert_eq!(summary(&read().await.unwrap()), "#1 placed");
+        for _ in 0..2 {
+            let refused = setup
+                .service
+                .clone()
+                .oneshot(put_order(&setup.table, "c1", "1", "forged", true))
+                .await
+                .unwrap_err();
+            let refused = refused
+                .downcast_ref::<DynamoError>()
+                .expect("DynamoDB's error");
+            assert!(refused.is_conditional_check_failed(), "{name}: {refused}");
+        }
+        assert_eq!(
+            setup.client.usage().calls,
+            3,
+            "{name}: both writes reached the table"
+        );
+        assert_eq!(summary(&read().await.unwrap()), "#1 placed", "{name}");
+        assert_eq!(
+            setup.client.usage().calls,
+            3,
+            "{name}: the entry still serves"
+        );
+
+        // A read of a table that does not exist (but the policy knows): an error, asked again each time.
+        let missing = table("missing");
+        let layer = CacheLayer::new(store, DynamoPolicy::new([orders_schema(&missing)], TTL));
+        let service = layer.layer(setup.client.clone());
+        for _ in 0..2 {
+            let error = service
+                .clone()
+                .oneshot(get_order(&missing, "c1", "1"))
+                .await
+                .unwrap_err();
+            let error = upstream_error::<DynamoError>(error.as_ref()).unwrap();
+            assert_eq!(error.code, "ResourceNotFoundException", "{name}");
+        }
+        assert_eq!(setup.client.usage().calls, 5, "{name}");
+    }
+}
+
+/// DynamoDB answers a throttled call with `ProvisionedThroughputExceededException`. The local server
+/// never throttles, so a layer below the cache answers the first call that way, as the client maps it:
+/// the error reaches the caller, nothing is cached, and the next read asks DynamoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_read_is_not_cached_on_each_store() {
+    let endpoint = endpoint();
+    for (name, store, _redis) in stores() {
+        let table = table("throttled");
+        let client = DynamoClient::local(&endpoint);
+        examples::dynamodb::demo::create_orders_table(&client, &table)
+            .await
+            .unwrap();
+        let throttle_next = Arc::new(AtomicU32::new(1));
+        let throttling = tower::service_fn({
+            let (client, throttle_next) = (client.clone(), throttle_next.clone());
+            move |request: DynamoRequest| {
+                let (client, throttle_next) = (client.clone(), throttle_next.clone());
+                async move {
+                    let throttled = throttle_next
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                        .is_ok();
+                    if throttled {
+                        return Err(BoxError::from(DynamoError {
+                            operation: request.operation(),
+                            code: "ProvisionedThroughputExceededException".to_owned(),
+                            message: "The level of configured provisioned throughput for the table was exceeded.".to_owned(),
+                        }));
+                    }
+                    client.oneshot(request).await
+                }
+            }
+        });
+        let layer = CacheLayer::new(store, DynamoPolicy::new([orders_schema(&table)], TTL));
+        let service = layer.layer(throttling);
+        let error = service
+            .clone()
+            .oneshot(get_order(&table, "c1", "1"))
+            .await
+            .unwrap_err();
+        let error = upstream_error::<DynamoError>(error.as_ref()).unwrap();
+        assert!(error.is_throttling(), "{name}");
+        assert_eq!(client.usage().calls, 0);
+        for _ in 0..3 {
+            let read = service.clone().oneshot(get_order(&table, "c1", "1")).await;
+            assert_eq!(summary(&read.unwrap()), "#1 placed", "{name}");
+        }
+        assert_eq!(
+            client.usage().calls,
+            1,
+            "{name}: asked again once, then cached"
+        );
+    }
 }

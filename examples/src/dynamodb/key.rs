@@ -1,9 +1,22 @@
 //! Canonical primary keys: one text per item, whatever the order of the attributes or the spelling of a
 //! number, so a read and a write of one item always meet under one cache key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{AttributeValue, Attributes, Item, TableSchema};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{Item, Value};
+
+/// The key attributes of a table, as its `KeySchema` names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    /// The table's name.
+    pub name: String,
+    /// The partition (hash) key attribute.
+    pub partition_key: String,
+    /// The sort (range) key attribute, if the table has one.
+    pub sort_key: Option<String>,
+}
 
 /// The canonical texts of one item's primary key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,27 +28,33 @@ pub struct PrimaryKey {
 }
 
 impl TableSchema {
-    /// The primary key named by `attributes` (a request's `Key`), or `None` when they are not exactly this
-    /// table's key attributes with string or number values (a request DynamoDB would reject).
-    pub fn key_of(&self, attributes: &Attributes) -> Option<PrimaryKey> {
-        self.key_from(attributes.iter().map(|(name, value)| (name, value)))
+    /// The primary key named by a request's `Key`, or `None` when it is not exactly this table's key
+    /// attributes with string, number or binary values (a request DynamoDB would reject).
+    pub fn key_of(&self, key: &HashMap<String, AttributeValue>) -> Option<PrimaryKey> {
+        self.key_from(
+            key.iter()
+                .map(|(name, value)| Some((name.as_str(), canonical_sdk_value(value)?))),
+        )
     }
 
-    /// The primary key of a whole item (its key attributes; the others are ignored).
-    pub fn key_of_item(&self, item: &Item) -> Option<PrimaryKey> {
-        self.key_from(item.iter().filter(|(name, _)| self.is_key(name)))
+    /// The primary key of a whole item, as the SDK carries it (its key attributes; the others are
+    /// ignored).
+    pub fn key_of_sdk_item(&self, item: &HashMap<String, AttributeValue>) -> Option<PrimaryKey> {
+        self.key_from(
+            item.iter()
+                .filter(|(name, _)| self.is_key(name))
+                .map(|(name, value)| Some((name.as_str(), canonical_sdk_value(value)?))),
+        )
     }
 
     fn key_from<'a>(
         &self,
-        attributes: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>,
+        attributes: impl IntoIterator<Item = Option<(&'a str, Value)>>,
     ) -> Option<PrimaryKey> {
         let mut sorted = BTreeMap::new();
-        for (name, value) in attributes {
-            if sorted
-                .insert(name.as_str(), canonical_value(value)?)
-                .is_some()
-            {
+        for attribute in attributes {
+            let (name, value) = attribute?;
+            if sorted.insert(name, value).is_some() {
                 return None; // the same attribute twice
             }
         }
@@ -54,10 +73,11 @@ impl TableSchema {
         })
     }
 
-    /// The canonical text of a partition, as in [`PrimaryKey::partition`].
+    /// The canonical text of a partition, as in [`PrimaryKey::partition`], from the partition key's
+    /// name and value.
     pub fn partition_of(&self, name: &str, value: &AttributeValue) -> Option<String> {
         (name == self.partition_key)
-            .then(|| canonical_value(value))
+            .then(|| canonical_sdk_value(value))
             .flatten()
             .map(|value| to_json(&BTreeMap::from([(name, value)])))
     }
@@ -68,14 +88,51 @@ impl TableSchema {
     }
 }
 
-/// A key value as DynamoDB compares it: strings as they are, numbers normalised; `None` for types that
-/// cannot be key attributes.
-fn canonical_value(value: &AttributeValue) -> Option<AttributeValue> {
+/// A key value as DynamoDB compares it: strings and binaries as they are, numbers normalised; `None`
+/// for types that cannot be key attributes.
+fn canonical_sdk_value(value: &AttributeValue) -> Option<Value> {
     match value {
-        AttributeValue::S(text) => Some(AttributeValue::S(text.clone())),
-        AttributeValue::N(text) => canonical_number(text).map(AttributeValue::N),
-        AttributeValue::Bool(_) | AttributeValue::Null => None,
+        AttributeValue::S(text) => Some(Value::S(text.clone())),
+        AttributeValue::N(text) => canonical_number(text).map(Value::N),
+        AttributeValue::B(blob) => Some(Value::B(blob.as_ref().to_vec())),
+        _ => None,
     }
+}
+
+/// Any value in the canonical form keys use: numbers normalised wherever they are (a query's
+/// expression values, a start key), so spellings DynamoDB treats as one make one key.
+pub(super) fn canonical_value(value: &Value) -> Value {
+    match value {
+        Value::N(text) => Value::N(canonical_number(text).unwrap_or_else(|| text.clone())),
+        Value::NS(set) => {
+            let mut set: Vec<String> = set
+                .iter()
+                .map(|n| canonical_number(n).unwrap_or_else(|| n.clone()))
+                .collect();
+            set.sort();
+            Value::NS(set)
+        }
+        Value::SS(set) => {
+            let mut set = set.clone();
+            set.sort();
+            Value::SS(set)
+        }
+        Value::BS(set) => {
+            let mut set = set.clone();
+            set.sort();
+            Value::BS(set)
+        }
+        Value::M(item) => Value::M(canonical_item(item)),
+        Value::L(list) => Value::L(list.iter().map(canonical_value).collect()),
+        other => other.clone(),
+    }
+}
+
+/// An item with every value in canonical form.
+pub(super) fn canonical_item(item: &Item) -> Item {
+    item.iter()
+        .map(|(name, value)| (name.clone(), canonical_value(value)))
+        .collect()
 }
 
 /// Normalises decimal text to `[-]digitsE` form (`"1"`, `"1.0"` and `"0.1e1"` all give `"1e0"`), or
@@ -109,7 +166,7 @@ pub fn canonical_number(text: &str) -> Option<String> {
     Some(format!("{sign}{significant}e{exponent}"))
 }
 
-fn to_json(value: &impl serde::Serialize) -> String {
+pub(super) fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).expect("maps of strings serialise")
 }
 

@@ -1,29 +1,38 @@
 //! [`DynamoPolicy`]: which DynamoDB requests are cached, under which key and tags, and what writes change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use cache_core::{CachePolicy, Classified, EntryUpdate, FillPlan, WriteEffects};
 use serde::Serialize;
 
-use super::{DynamoRequest, DynamoResponse, Item, PrimaryKey, SortCondition, TableSchema};
+use super::key::{canonical_item, canonical_value, to_json};
+use super::{item_from_sdk, DynamoRequest, DynamoResponse, Item, PrimaryKey, TableSchema, Value};
 
 /// Caches eventually consistent `GetItem` and `Query` reads of the tables it knows, and keeps them right
 /// across the writes that go through the same client.
 ///
 /// - **Keys**: `dynamodb:{table}:item:{key}` with the key attributes sorted by name and numbers
 ///   normalised (see [`TableSchema::key_of`]), so `{pk, sk}` and `{sk, pk}`, or `1` and `1.0`, are one
-///   entry. Queries: `dynamodb:{table}:query:{…}` over the partition, the sort key condition,
-///   `ScanIndexForward` and `Limit`: everything that changes the answer.
+///   entry. Queries: `dynamodb:{table}:query:{…}` over everything that changes the answer: the key
+///   condition and filter expressions, their names and values (numbers normalised), the projection,
+///   `Select`, `ScanIndexForward`, `Limit` and `ExclusiveStartKey`.
 /// - **Tags**: every entry carries [`table_tag`] and [`partition_tag`]; queries also carry the
 ///   partition's query tag, which writes invalidate. Item entries do not, so a write to one item leaves
 ///   the cached siblings in its partition alone.
 /// - **Pass-through**: `ConsistentRead: true` (the caller asked to see every acknowledged write, which a
-///   cache cannot promise for writes made by other clients), tables the policy does not know, and requests
-///   whose key does not fit the table (DynamoDB rejects them).
-/// - **Writes**: `PutItem` stores the item it wrote (the request holds the whole new item; DynamoDB's
-///   `PutItem` cannot return `ALL_NEW`); `UpdateItem` with `ALL_NEW` stores the item it returned, without
-///   it removes the entry; `DeleteItem` removes the entry. Each also invalidates its partition's queries.
+///   cache cannot promise for writes made by other clients), tables the policy does not know, keys that
+///   do not fit the table (DynamoDB rejects them), `GetItem` with a projection, queries of an index or
+///   with the legacy parameters (`KeyConditions`, `QueryFilter`, `AttributesToGet`), and queries whose
+///   key condition does not name the partition as `pk = :value`.
+/// - **Writes**: `PutItem` stores the item it wrote (the request holds the whole new item);
+///   `UpdateItem` with `ReturnValues: ALL_NEW` stores the item it returned, otherwise it removes the
+///   entry; `DeleteItem` removes the entry; `TransactWriteItems` removes the entry of every item it
+///   puts, updates or deletes. Each also invalidates the queries of every partition it touched. A
+///   failed write (a condition that did not hold, a throttled call) changes nothing.
 #[derive(Debug, Clone)]
 pub struct DynamoPolicy {
     tables: HashMap<String, TableSchema>,
@@ -38,11 +47,10 @@ pub struct DynamoRead {
     query: bool,
 }
 
-/// What the policy keeps of a write until it succeeds.
+/// What the policy keeps of a write until it succeeds: the items it changes.
 #[derive(Debug)]
 pub struct DynamoWrite {
-    table: String,
-    key: PrimaryKey,
+    items: Vec<(String, PrimaryKey)>,
     change: Change,
 }
 
@@ -50,9 +58,10 @@ pub struct DynamoWrite {
 enum Change {
     /// The whole new item, from the request.
     Put(Item),
-    /// The new item if the response carries it.
-    Update,
-    Delete,
+    /// The new item, when the answer carries all of it.
+    Update { all_new: bool },
+    /// The items are gone, or changed in ways only a new read tells.
+    Remove,
 }
 
 impl DynamoPolicy {
@@ -65,87 +74,118 @@ impl DynamoPolicy {
         Self { tables, ttl }
     }
 
-    fn classify_read(&self, request: &DynamoRequest) -> Option<(String, DynamoRead)> {
-        match request {
-            DynamoRequest::GetItem {
-                table,
-                key,
-                consistent_read: false,
-            } => {
-                let key = self.tables.get(table)?.key_of(key)?;
-                let read = DynamoRead {
-                    table: table.clone(),
-                    partition: key.partition.clone(),
-                    query: false,
-                };
-                Some((item_key(table, &key), read))
-            }
-            DynamoRequest::Query {
-                table,
-                partition: (name, value),
-                sort,
-                scan_forward,
-                limit,
-                consistent_read: false,
-            } => {
-                let partition = self.tables.get(table)?.partition_of(name, value)?;
-                let shape = QueryShape {
-                    partition: &partition,
-                    sort: sort.as_ref(),
-                    scan_forward: *scan_forward,
-                    limit: *limit,
-                };
-                let key = format!(
-                    "dynamodb:{table}:query:{}",
-                    serde_json::to_string(&shape).ok()?
-                );
-                let read = DynamoRead {
-                    table: table.clone(),
-                    partition,
-                    query: true,
-                };
-                Some((key, read))
-            }
-            _ => None,
+    fn classify_get(&self, input: &GetItemInput) -> Option<(String, DynamoRead)> {
+        let plain = input.consistent_read != Some(true)
+            && input.projection_expression.is_none()
+            && input.attributes_to_get.is_none();
+        if !plain {
+            return None;
         }
+        let table = input.table_name.as_deref()?;
+        let key = self.tables.get(table)?.key_of(input.key.as_ref()?)?;
+        let read = DynamoRead {
+            table: table.to_owned(),
+            partition: key.partition.clone(),
+            query: false,
+        };
+        Some((item_key(table, &key), read))
+    }
+
+    fn classify_query(&self, input: &QueryInput) -> Option<(String, DynamoRead)> {
+        let plain = input.consistent_read != Some(true)
+            && input.index_name.is_none()
+            && input.key_conditions.is_none()
+            && input.query_filter.is_none()
+            && input.attributes_to_get.is_none()
+            && input.conditional_operator.is_none();
+        if !plain {
+            return None;
+        }
+        let table = input.table_name.as_deref()?;
+        let schema = self.tables.get(table)?;
+        let condition = input.key_condition_expression.as_deref()?;
+        let names = input.expression_attribute_names.clone().unwrap_or_default();
+        let values = input.expression_attribute_values.as_ref();
+        let partition = query_partition(schema, condition, &names, values?)?;
+        let shape = QueryShape {
+            condition,
+            filter: input.filter_expression.as_deref(),
+            projection: input.projection_expression.as_deref(),
+            names: names.iter().collect(),
+            values: canonical_sdk_map(values?)?,
+            select: input.select.as_ref().map(|select| select.as_str()),
+            scan_forward: input.scan_index_forward.unwrap_or(true),
+            limit: input.limit,
+            start: match &input.exclusive_start_key {
+                Some(start) => Some(canonical_item(&item_from_sdk(start).ok()?)),
+                None => None,
+            },
+        };
+        let read = DynamoRead {
+            table: table.to_owned(),
+            partition,
+            query: true,
+        };
+        Some((format!("dynamodb:{table}:query:{}", to_json(&shape)), read))
     }
 
     fn classify_write(&self, request: &DynamoRequest) -> Option<DynamoWrite> {
-        let (table, key, change) = match request {
-            DynamoRequest::PutItem { table, item } => {
-                let key = self.tables.get(table)?.key_of_item(item)?;
-                (table, key, Change::Put(item.clone()))
-            }
-            DynamoRequest::UpdateItem { table, key, .. } => {
-                let key = self.tables.get(table)?.key_of(key)?;
-                (table, key, Change::Update)
-            }
-            DynamoRequest::DeleteItem { table, key } => {
-                let key = self.tables.get(table)?.key_of(key)?;
-                (table, key, Change::Delete)
-            }
-            _ => return None,
+        let one = |table: &Option<String>, key: Option<PrimaryKey>| -> Option<Vec<_>> {
+            Some(vec![(table.clone()?, key?)])
         };
-        Some(DynamoWrite {
-            table: table.clone(),
-            key,
-            change,
-        })
-    }
-
-    /// The item entry a write leaves behind: what a `GetItem` of that key would have cached.
-    fn item_entry(&self, write: &DynamoWrite, item: Item) -> EntryUpdate<DynamoResponse> {
-        let plan = self.plan(&write.table, &write.key.partition, false);
-        let FillPlan {
-            ttl, tags, stale, ..
-        } = plan;
-        EntryUpdate::Put {
-            key: item_key(&write.table, &write.key),
-            value: DynamoResponse::Item(Some(item)),
-            ttl,
-            tags,
-            stale,
-        }
+        let schema = |table: &Option<String>| self.tables.get(table.as_deref()?);
+        let (items, change) = match request {
+            DynamoRequest::PutItem(input) => {
+                let sdk_item = input.item.as_ref()?;
+                let key = schema(&input.table_name)?.key_of_sdk_item(sdk_item);
+                let item = item_from_sdk(sdk_item).ok()?;
+                (one(&input.table_name, key)?, Change::Put(item))
+            }
+            DynamoRequest::UpdateItem(input) => {
+                let key = schema(&input.table_name)?.key_of(input.key.as_ref()?);
+                let all_new = input.return_values == Some(ReturnValue::AllNew);
+                (one(&input.table_name, key)?, Change::Update { all_new })
+            }
+            DynamoRequest::DeleteItem(input) => {
+                let key = schema(&input.table_name)?.key_of(input.key.as_ref()?);
+                (one(&input.table_name, key)?, Change::Remove)
+            }
+            DynamoRequest::TransactWriteItems(input) => {
+                let mut items = Vec::new();
+                for write in input.transact_items.iter().flatten() {
+                    let (table, key) = if let Some(put) = &write.put {
+                        let key = self
+                            .tables
+                            .get(&put.table_name)
+                            .and_then(|schema| schema.key_of_sdk_item(&put.item));
+                        (&put.table_name, key)
+                    } else if let Some(update) = &write.update {
+                        let key = self
+                            .tables
+                            .get(&update.table_name)
+                            .and_then(|schema| schema.key_of(&update.key));
+                        (&update.table_name, key)
+                    } else if let Some(delete) = &write.delete {
+                        let key = self
+                            .tables
+                            .get(&delete.table_name)
+                            .and_then(|schema| schema.key_of(&delete.key));
+                        (&delete.table_name, key)
+                    } else {
+                        continue; // a condition check changes nothing
+                    };
+                    if let Some(key) = key {
+                        items.push((table.clone(), key));
+                    }
+                }
+                if items.is_empty() {
+                    return None;
+                }
+                (items, Change::Remove)
+            }
+            DynamoRequest::GetItem(_) | DynamoRequest::Query(_) => return None,
+        };
+        Some(DynamoWrite { items, change })
     }
 
     /// TTL and tags of an entry: the one place that builds a [`FillPlan`].
@@ -163,7 +203,12 @@ impl CachePolicy<DynamoRequest, DynamoResponse> for DynamoPolicy {
     type Write = DynamoWrite;
 
     fn classify(&self, request: &DynamoRequest) -> Classified<DynamoRead, DynamoWrite> {
-        if let Some((key, read)) = self.classify_read(request) {
+        let read = match request {
+            DynamoRequest::GetItem(input) => self.classify_get(input),
+            DynamoRequest::Query(input) => self.classify_query(input),
+            _ => None,
+        };
+        if let Some((key, read)) = read {
             return Classified::Read { key, read };
         }
         match self.classify_write(request) {
@@ -181,30 +226,113 @@ impl CachePolicy<DynamoRequest, DynamoResponse> for DynamoPolicy {
         write: DynamoWrite,
         value: &DynamoResponse,
     ) -> WriteEffects<DynamoResponse> {
-        let effects =
-            WriteEffects::none().invalidate_tag(queries_tag(&write.table, &write.key.partition));
+        let mut effects = WriteEffects::none();
+        for (table, key) in &write.items {
+            effects = effects.invalidate_tag(queries_tag(table, &key.partition));
+        }
         let new_item = match (&write.change, value) {
             (Change::Put(item), _) => Some(item.clone()),
-            (Change::Update, DynamoResponse::Written(Some(item))) => Some(item.clone()),
-            (Change::Update | Change::Delete, _) => None,
-        };
-        match new_item {
-            Some(item) => {
-                let entry = self.item_entry(&write, item);
-                effects.update(entry)
+            (Change::Update { all_new: true }, DynamoResponse::Written(Some(item))) => {
+                Some(item.clone())
             }
-            None => effects.remove_key(item_key(&write.table, &write.key)),
+            (Change::Update { .. } | Change::Remove, _) => None,
+        };
+        match (new_item, write.items.as_slice()) {
+            (Some(item), [(table, key)]) => {
+                let FillPlan {
+                    ttl, tags, stale, ..
+                } = self.plan(table, &key.partition, false);
+                effects.update(EntryUpdate::Put {
+                    key: item_key(table, key),
+                    value: DynamoResponse::Item(Some(item)),
+                    ttl,
+                    tags,
+                    stale,
+                })
+            }
+            _ => write.items.iter().fold(effects, |effects, (table, key)| {
+                effects.remove_key(item_key(table, key))
+            }),
         }
     }
+}
+
+/// The canonical partition text of a query's key condition: the clause `pk = :value` (either way
+/// round, the name maybe an `#alias`) where `pk` is the table's partition key.
+fn query_partition(
+    schema: &TableSchema,
+    condition: &str,
+    names: &HashMap<String, String>,
+    values: &HashMap<String, AttributeValue>,
+) -> Option<String> {
+    let resolve = |name: &str| -> String {
+        match name.strip_prefix('#') {
+            Some(_) => names.get(name).cloned().unwrap_or_default(),
+            None => name.to_owned(),
+        }
+    };
+    split_and(condition).find_map(|clause| {
+        let clause = clause.trim().trim_matches(['(', ')']).trim();
+        if clause.contains(['<', '>']) {
+            return None;
+        }
+        let (left, right) = clause.split_once('=')?;
+        let (left, right) = (left.trim(), right.trim());
+        let (name, placeholder) = match (left.starts_with(':'), right.starts_with(':')) {
+            (false, true) => (left, right),
+            (true, false) => (right, left),
+            _ => return None,
+        };
+        let name = resolve(name);
+        schema.partition_of(&name, values.get(placeholder)?)
+    })
+}
+
+/// The clauses of a key condition, split at `AND` in any case (a `BETWEEN … AND …` splits too, into
+/// parts that are never an equality of the partition).
+fn split_and(condition: &str) -> impl Iterator<Item = &str> {
+    let mut rest = condition;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let lower = rest.to_ascii_lowercase();
+        match lower.find(" and ") {
+            Some(at) => {
+                let clause = &rest[..at];
+                rest = &rest[at + 5..];
+                Some(clause)
+            }
+            None => Some(std::mem::take(&mut rest)),
+        }
+    })
+}
+
+/// Expression values in canonical form, by placeholder.
+fn canonical_sdk_map(values: &HashMap<String, AttributeValue>) -> Option<BTreeMap<&str, Value>> {
+    values
+        .iter()
+        .map(|(name, value)| {
+            Some((
+                name.as_str(),
+                canonical_value(&Value::from_sdk(value).ok()?),
+            ))
+        })
+        .collect()
 }
 
 /// What a query's key is made of.
 #[derive(Serialize)]
 struct QueryShape<'a> {
-    partition: &'a str,
-    sort: Option<&'a SortCondition>,
+    condition: &'a str,
+    filter: Option<&'a str>,
+    projection: Option<&'a str>,
+    names: BTreeMap<&'a String, &'a String>,
+    values: BTreeMap<&'a str, Value>,
+    select: Option<&'a str>,
     scan_forward: bool,
-    limit: Option<usize>,
+    limit: Option<i32>,
+    start: Option<Item>,
 }
 
 /// The key of one item's `GetItem` entry.

@@ -5,7 +5,8 @@ use std::fmt;
 use cache_core::StatsSnapshot;
 use serde::Serialize;
 
-use super::{LATENCY, TABLE, TTL};
+use super::{saved, TTL};
+use crate::dynamodb::Usage;
 
 /// One step of the scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -17,8 +18,8 @@ pub struct Step {
     /// What the cache did: `hit`, `miss`, `pass` (not cached), `write`, or counts for several requests.
     pub cache: String,
     /// Calls that reached the table.
-    pub service_calls: u64,
-    /// The last response, summarised.
+    pub table_calls: u64,
+    /// The last response, summarised (or the error).
     pub result: String,
     /// For a read after a write: whether it returned what the write made.
     pub sees_write: Option<bool>,
@@ -31,8 +32,10 @@ pub struct DynamoReport {
     pub steps: Vec<Step>,
     /// Requests sent to the cached client.
     pub requests: u64,
-    /// Calls that reached the table.
-    pub service_calls: u64,
+    /// What reached DynamoDB through the cache.
+    pub cached: Usage,
+    /// What reached DynamoDB when the same requests were sent without the cache.
+    pub uncached: Usage,
     /// Reads answered from the cache.
     pub hits: u64,
     /// Reads that called the table.
@@ -69,9 +72,8 @@ impl fmt::Display for DynamoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "DynamoDB through the cache: table {TABLE:?} (partition key \"customer\", sort key \"order\"), \
-             {} ms per call, TTL {} s\n",
-            LATENCY.as_millis(),
+            "aws-sdk-dynamodb through the cache, against a local DynamoDB-compatible server (moto): \
+             table of orders (partition key \"customer\", sort key \"order\"), TTL {} s\n",
             TTL.as_secs()
         )?;
         writeln!(
@@ -91,17 +93,25 @@ impl fmt::Display for DynamoReport {
                 n + 1,
                 step.request,
                 step.cache,
-                step.service_calls,
+                step.table_calls,
                 step.result
             )?;
         }
         let (ok, checked) = self.reads_after_writes;
+        let (calls_saved, units_saved) = saved(self);
         writeln!(
             f,
-            "\nrequests {}, table calls {} ({} saved)",
-            self.requests,
-            self.service_calls,
-            self.requests.saturating_sub(self.service_calls)
+            "\nrequests {}: {} DynamoDB calls through the cache, {} without it ({calls_saved} saved)",
+            self.requests, self.cached.calls, self.uncached.calls,
+        )?;
+        writeln!(
+            f,
+            "read capacity units consumed: {:.1} through the cache, {:.1} without it ({units_saved:.1} saved); \
+             write units {:.1} and {:.1}",
+            self.cached.read_units,
+            self.uncached.read_units,
+            self.cached.write_units,
+            self.uncached.write_units,
         )?;
         writeln!(
             f,

@@ -1,106 +1,152 @@
-//! The requests and the response summaries of the scenario, one order at a time.
+//! The requests and the response summaries of the scenario, one order at a time, as SDK inputs.
 
-use super::TABLE;
-use crate::dynamodb::{
-    attributes, item, AttributeValue, DynamoRequest, DynamoResponse, Item, ReturnValues,
-};
+use std::collections::HashMap;
 
-/// An order item.
-pub fn order_item(customer: &str, order: &str, status: &str) -> Item {
-    item([
-        ("customer", AttributeValue::s(customer)),
-        ("order", AttributeValue::n(order)),
-        ("status", AttributeValue::s(status)),
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemInput;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
+use aws_sdk_dynamodb::operation::put_item::PutItemInput;
+use aws_sdk_dynamodb::operation::query::QueryInput;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
+
+use crate::dynamodb::{DynamoRequest, DynamoResponse, Item, Value};
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.to_owned())
+}
+
+fn n(number: &str) -> AttributeValue {
+    AttributeValue::N(number.to_owned())
+}
+
+/// An order's key, attributes in the order given.
+pub fn order_key(customer: &str, order: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("customer".to_owned(), s(customer)),
+        ("order".to_owned(), n(order)),
     ])
 }
 
-/// An eventually consistent `GetItem` of one order, key attributes in the order `customer`, `order`.
-pub fn get_order(customer: &str, order: &str) -> DynamoRequest {
-    DynamoRequest::GetItem {
-        table: TABLE.to_owned(),
-        key: attributes([
-            ("customer", AttributeValue::s(customer)),
-            ("order", AttributeValue::n(order)),
-        ]),
-        consistent_read: false,
-    }
+/// A whole order item, as the SDK carries it.
+pub fn order_item(customer: &str, order: &str, status: &str) -> HashMap<String, AttributeValue> {
+    let mut item = order_key(customer, order);
+    item.insert("status".to_owned(), s(status));
+    item
 }
 
-/// The same read with the key attributes the other way round.
-pub fn get_order_reversed(customer: &str, order: &str) -> DynamoRequest {
-    DynamoRequest::GetItem {
-        table: TABLE.to_owned(),
-        key: attributes([
-            ("order", AttributeValue::n(order)),
-            ("customer", AttributeValue::s(customer)),
-        ]),
-        consistent_read: false,
-    }
+/// An eventually consistent `GetItem` of one order.
+pub fn get_order(table: &str, customer: &str, order: &str) -> DynamoRequest {
+    get(table, customer, order, false)
 }
 
 /// A strongly consistent `GetItem` of one order.
-pub fn get_order_consistent(customer: &str, order: &str) -> DynamoRequest {
-    let DynamoRequest::GetItem { table, key, .. } = get_order(customer, order) else {
-        unreachable!("get_order builds a GetItem")
-    };
-    DynamoRequest::GetItem {
-        table,
-        key,
-        consistent_read: true,
-    }
+pub fn get_order_consistent(table: &str, customer: &str, order: &str) -> DynamoRequest {
+    get(table, customer, order, true)
+}
+
+fn get(table: &str, customer: &str, order: &str, consistent: bool) -> DynamoRequest {
+    let input = GetItemInput::builder()
+        .table_name(table)
+        .set_key(Some(order_key(customer, order)))
+        .consistent_read(consistent)
+        .build()
+        .expect("a table name");
+    DynamoRequest::GetItem(input)
 }
 
 /// Every order of a customer, ascending.
-pub fn query_orders(customer: &str) -> DynamoRequest {
-    DynamoRequest::Query {
-        table: TABLE.to_owned(),
-        partition: ("customer".to_owned(), AttributeValue::s(customer)),
-        sort: None,
-        scan_forward: true,
-        limit: None,
-        consistent_read: false,
-    }
+pub fn query_orders(table: &str, customer: &str) -> DynamoRequest {
+    let input = QueryInput::builder()
+        .table_name(table)
+        .key_condition_expression("#c = :c")
+        .expression_attribute_names("#c", "customer")
+        .expression_attribute_values(":c", s(customer))
+        .build()
+        .expect("a table name");
+    DynamoRequest::Query(input)
 }
 
-/// Sets an order's status.
+/// Sets an order's status; with `all_new`, the answer carries the whole item.
 pub fn set_status(
+    table: &str,
     customer: &str,
     order: &str,
     status: &str,
-    return_values: ReturnValues,
+    all_new: bool,
 ) -> DynamoRequest {
-    let DynamoRequest::GetItem { table, key, .. } = get_order(customer, order) else {
-        unreachable!("get_order builds a GetItem")
+    let returned = if all_new {
+        ReturnValue::AllNew
+    } else {
+        ReturnValue::None
     };
-    DynamoRequest::UpdateItem {
-        table,
-        key,
-        set: attributes([("status", AttributeValue::s(status))]),
-        return_values,
-    }
+    let input = UpdateItemInput::builder()
+        .table_name(table)
+        .set_key(Some(order_key(customer, order)))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", s(status))
+        .return_values(returned)
+        .build()
+        .expect("a table name");
+    DynamoRequest::UpdateItem(input)
 }
 
-/// Creates or replaces an order.
-pub fn put_order(customer: &str, order: &str, status: &str) -> DynamoRequest {
-    DynamoRequest::PutItem {
-        table: TABLE.to_owned(),
-        item: order_item(customer, order, status),
+/// Creates or replaces an order; with `only_new`, only if it does not exist yet.
+pub fn put_order(
+    table: &str,
+    customer: &str,
+    order: &str,
+    status: &str,
+    only_new: bool,
+) -> DynamoRequest {
+    let mut input = PutItemInput::builder()
+        .table_name(table)
+        .set_item(Some(order_item(customer, order, status)));
+    if only_new {
+        input = input.condition_expression("attribute_not_exists(customer)");
     }
+    DynamoRequest::PutItem(input.build().expect("a table name"))
 }
 
 /// Deletes an order.
-pub fn delete_order(customer: &str, order: &str) -> DynamoRequest {
-    let DynamoRequest::GetItem { table, key, .. } = get_order(customer, order) else {
-        unreachable!("get_order builds a GetItem")
-    };
-    DynamoRequest::DeleteItem { table, key }
+pub fn delete_order(table: &str, customer: &str, order: &str) -> DynamoRequest {
+    let input = DeleteItemInput::builder()
+        .table_name(table)
+        .set_key(Some(order_key(customer, order)))
+        .build()
+        .expect("a table name");
+    DynamoRequest::DeleteItem(input)
+}
+
+/// One transaction: `first` is marked `moved`, `second` is deleted.
+pub fn move_and_delete(table: &str, first: (&str, &str), second: (&str, &str)) -> DynamoRequest {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(order_key(first.0, first.1)))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "status")
+        .expression_attribute_values(":s", s("moved"))
+        .build()
+        .expect("complete");
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(order_key(second.0, second.1)))
+        .build()
+        .expect("complete");
+    let input = TransactWriteItemsInput::builder()
+        .transact_items(TransactWriteItem::builder().update(update).build())
+        .transact_items(TransactWriteItem::builder().delete(delete).build())
+        .build()
+        .expect("complete");
+    DynamoRequest::TransactWriteItems(input)
 }
 
 /// A response in a line: `#1 placed`, `[#1 placed, #2 shipped]`, `not found`.
 pub fn summary(response: &DynamoResponse) -> String {
     let order = |item: &Item| {
         let text = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(text) | AttributeValue::N(text)) => text.as_str(),
+            Some(Value::S(text) | Value::N(text)) => text.as_str(),
             _ => "?",
         };
         format!("#{} {}", text("order"), text("status"))
@@ -108,7 +154,7 @@ pub fn summary(response: &DynamoResponse) -> String {
     match response {
         DynamoResponse::Item(Some(item)) => order(item),
         DynamoResponse::Item(None) => "not found".to_owned(),
-        DynamoResponse::Items(items) => {
+        DynamoResponse::Page { items, .. } => {
             let orders: Vec<String> = items.iter().map(order).collect();
             format!("[{}]", orders.join(", "))
         }
