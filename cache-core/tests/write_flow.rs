@@ -352,3 +352,51 @@ async fn a_write_whose_update_cannot_be_stored_removes_the_old_entry() {
         Resp::List(vec!["1=ana".into()])
     );
 }
+
+/// A write that fails may still have happened (a lost answer): the policy's error hook runs, its
+/// effects apply, and the caller still gets the error.
+#[tokio::test]
+async fn a_failed_write_applies_the_error_hooks_effects() {
+    use cache_core::{CachePolicy, Classified, FillPlan};
+
+    struct RemovesOnError;
+    impl CachePolicy<Req, Resp> for RemovesOnError {
+        type Read = ();
+        type Write = u64;
+        fn classify(&self, req: &Req) -> Classified<(), u64> {
+            match req {
+                Req::Get(id) => Classified::Read {
+                    key: format!("item:{id}"),
+                    read: (),
+                },
+                Req::Fail(id) => Classified::Write(*id),
+                _ => Classified::Pass,
+            }
+        }
+        fn fill(&self, key: &str, _: &(), _: &Resp) -> FillPlan {
+            FillPlan::new(TTL, vec![key.to_owned()])
+        }
+        fn after_write(&self, _: u64, _: &Resp) -> WriteEffects<Resp> {
+            WriteEffects::none()
+        }
+        fn after_write_error(&self, id: u64, error: &BoxError) -> WriteEffects<Resp> {
+            assert_eq!(error.to_string(), "write rejected");
+            WriteEffects::none().remove_key(format!("item:{id}"))
+        }
+    }
+
+    let db = Arc::new(Db {
+        items: Mutex::new(BTreeMap::from([(1, "ada".to_owned())])),
+        calls: AtomicUsize::new(0),
+    });
+    let layer = CacheLayer::new(MemoryStore::new(100), RemovesOnError);
+    let service = layer.layer(upstream(Arc::clone(&db)));
+    let calls = || db.calls.load(Ordering::SeqCst);
+    service.clone().oneshot(Req::Get(1)).await.unwrap();
+    service.clone().oneshot(Req::Get(1)).await.unwrap();
+    assert_eq!(calls(), 1, "cached");
+    let error = service.clone().oneshot(Req::Fail(1)).await.unwrap_err();
+    assert_eq!(error.to_string(), "write rejected");
+    service.clone().oneshot(Req::Get(1)).await.unwrap();
+    assert_eq!(calls(), 3, "the entry was removed by the error hook");
+}

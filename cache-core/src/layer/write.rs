@@ -21,7 +21,18 @@ where
     St: Store,
     P: CachePolicy<Req, St::Value>,
 {
-    let value = call_ready(inner, req).await?;
+    let value = match call_ready(inner, req).await {
+        Ok(value) => value,
+        Err(error) => {
+            // The write may have happened anyway (a timeout, a lost answer, a retried attempt): the
+            // policy says what must not be served from now on.
+            let effects = shared.policy.after_write_error(write, &error);
+            if !effects.is_empty() {
+                apply(&shared, effects).await;
+            }
+            return Err(error);
+        }
+    };
     let effects = shared.policy.after_write(write, &value);
     if !effects.is_empty() {
         apply(&shared, effects).await;

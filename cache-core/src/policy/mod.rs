@@ -36,7 +36,7 @@ pub use write::{AfterWrite, EntryUpdate, Modify, NoWrites, WriteEffects, WriteHo
 
 use std::time::Duration;
 
-use crate::StalePeriods;
+use crate::{BoxError, StalePeriods};
 
 /// How the layer treats one request.
 #[derive(Debug)]
@@ -116,6 +116,17 @@ pub trait CachePolicy<Req, V>: Send + Sync + 'static {
 
     /// What the successful write changes in the cache.
     fn after_write(&self, write: Self::Write, value: &V) -> WriteEffects<V>;
+
+    /// What a write that failed changes in the cache; nothing by default.
+    ///
+    /// An error does not always mean the write did not happen: a timeout or a lost connection after
+    /// the upstream applied it, or a retried attempt that fails after the first one succeeded. A
+    /// policy whose upstream can fail that way returns the removals and invalidations that keep such a
+    /// write from leaving stale entries. A write whose future is dropped runs neither hook.
+    fn after_write_error(&self, write: Self::Write, error: &BoxError) -> WriteEffects<V> {
+        let _ = (write, error);
+        WriteEffects::none()
+    }
 }
 
 impl<Req, V, P: CachePolicy<Req, V>> CachePolicy<Req, V> for std::sync::Arc<P> {
@@ -136,5 +147,9 @@ impl<Req, V, P: CachePolicy<Req, V>> CachePolicy<Req, V> for std::sync::Arc<P> {
 
     fn after_write(&self, write: Self::Write, value: &V) -> WriteEffects<V> {
         (**self).after_write(write, value)
+    }
+
+    fn after_write_error(&self, write: Self::Write, error: &BoxError) -> WriteEffects<V> {
+        (**self).after_write_error(write, error)
     }
 }

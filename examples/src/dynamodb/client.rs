@@ -74,7 +74,8 @@ impl From<(&'static str, UnknownAttributeType)> for DynamoError {
 /// What the client has cost so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Usage {
-    /// Calls sent to DynamoDB, answered with an error or not.
+    /// Requests sent to DynamoDB, answered with an error or not (the SDK retries some: a throttled
+    /// request may take several attempts).
     pub calls: u64,
     /// Read capacity units consumed (as DynamoDB reported them).
     pub read_units: f64,
@@ -217,6 +218,8 @@ impl DynamoClient {
                 let last = output.last_evaluated_key.as_ref().map(item_from_sdk);
                 Ok(DynamoResponse::Page {
                     items: items.map_err(converted)?,
+                    count: output.count,
+                    scanned_count: output.scanned_count,
                     last_evaluated_key: last.transpose().map_err(converted)?,
                 })
             }

@@ -42,10 +42,17 @@ impl LocalDynamo {
             .and_then(|listener| listener.local_addr())
             .map_err(|error| LocalDynamoError::NotStarted(error.to_string()))?
             .port();
-        // The shell stops the server once its standard input closes: when this value is dropped, or
-        // when the process that holds it exits.
-        let script =
-            r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & server=$!; read _; kill "$server""#;
+        // The shell stops the server once its standard input closes (this value is dropped, or the
+        // process that holds it exits) or when it is signalled, and exits when the server does (it
+        // could not bind its port, say).
+        let script = r#"
+            exec 3<&0
+            "$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+            server=$!
+            trap 'kill "$server" 2>/dev/null' EXIT INT TERM HUP
+            { read _ <&3; kill "$server" 2>/dev/null; } &
+            wait "$server"
+        "#;
         let mut shell = Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -70,7 +77,6 @@ impl LocalDynamo {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        local.shell.try_wait().ok();
         Ok(local)
     }
 

@@ -28,11 +28,14 @@ use super::{item_from_sdk, DynamoRequest, DynamoResponse, Item, PrimaryKey, Tabl
 ///   do not fit the table (DynamoDB rejects them), `GetItem` with a projection, queries of an index or
 ///   with the legacy parameters (`KeyConditions`, `QueryFilter`, `AttributesToGet`), and queries whose
 ///   key condition does not name the partition as `pk = :value`.
-/// - **Writes**: `PutItem` stores the item it wrote (the request holds the whole new item);
-///   `UpdateItem` with `ReturnValues: ALL_NEW` stores the item it returned, otherwise it removes the
-///   entry; `DeleteItem` removes the entry; `TransactWriteItems` removes the entry of every item it
-///   puts, updates or deletes. Each also invalidates the queries of every partition it touched. A
-///   failed write (a condition that did not hold, a throttled call) changes nothing.
+/// - **Writes**: `UpdateItem` with `ReturnValues: ALL_NEW` stores the item it returned (DynamoDB's own
+///   rendering of it); `PutItem`, `DeleteItem`, other `UpdateItem`s and `TransactWriteItems` remove the
+///   entry of every item they touch (a put's request holds the item in the caller's spelling, not in
+///   DynamoDB's: `1.50` is read back as `1.5`). Each also invalidates the queries of every partition it
+///   touched.
+/// - **Failed writes** do the same removals and invalidations: an error does not prove that nothing
+///   was written (a timeout after DynamoDB applied the write, an SDK retry whose first attempt
+///   succeeded and whose second one failed its condition).
 #[derive(Debug, Clone)]
 pub struct DynamoPolicy {
     tables: HashMap<String, TableSchema>,
@@ -56,10 +59,8 @@ pub struct DynamoWrite {
 
 #[derive(Debug)]
 enum Change {
-    /// The whole new item, from the request.
-    Put(Item),
-    /// The new item, when the answer carries all of it.
-    Update { all_new: bool },
+    /// `UpdateItem` with `ALL_NEW`: the answer carries the whole new item.
+    UpdateAllNew,
     /// The items are gone, or changed in ways only a new read tells.
     Remove,
 }
@@ -136,15 +137,16 @@ impl DynamoPolicy {
         let schema = |table: &Option<String>| self.tables.get(table.as_deref()?);
         let (items, change) = match request {
             DynamoRequest::PutItem(input) => {
-                let sdk_item = input.item.as_ref()?;
-                let key = schema(&input.table_name)?.key_of_sdk_item(sdk_item);
-                let item = item_from_sdk(sdk_item).ok()?;
-                (one(&input.table_name, key)?, Change::Put(item))
+                let key = schema(&input.table_name)?.key_of_sdk_item(input.item.as_ref()?);
+                (one(&input.table_name, key)?, Change::Remove)
             }
             DynamoRequest::UpdateItem(input) => {
                 let key = schema(&input.table_name)?.key_of(input.key.as_ref()?);
-                let all_new = input.return_values == Some(ReturnValue::AllNew);
-                (one(&input.table_name, key)?, Change::Update { all_new })
+                let change = match input.return_values {
+                    Some(ReturnValue::AllNew) => Change::UpdateAllNew,
+                    _ => Change::Remove,
+                };
+                (one(&input.table_name, key)?, change)
             }
             DynamoRequest::DeleteItem(input) => {
                 let key = schema(&input.table_name)?.key_of(input.key.as_ref()?);
@@ -226,17 +228,11 @@ impl CachePolicy<DynamoRequest, DynamoResponse> for DynamoPolicy {
         write: DynamoWrite,
         value: &DynamoResponse,
     ) -> WriteEffects<DynamoResponse> {
-        let mut effects = WriteEffects::none();
-        for (table, key) in &write.items {
-            effects = effects.invalidate_tag(queries_tag(table, &key.partition));
-        }
         let new_item = match (&write.change, value) {
-            (Change::Put(item), _) => Some(item.clone()),
-            (Change::Update { all_new: true }, DynamoResponse::Written(Some(item))) => {
-                Some(item.clone())
-            }
-            (Change::Update { .. } | Change::Remove, _) => None,
+            (Change::UpdateAllNew, DynamoResponse::Written(Some(item))) => Some(item.clone()),
+            _ => None,
         };
+        let effects = queries_of(&write);
         match (new_item, write.items.as_slice()) {
             (Some(item), [(table, key)]) => {
                 let FillPlan {
@@ -250,11 +246,38 @@ impl CachePolicy<DynamoRequest, DynamoResponse> for DynamoPolicy {
                     stale,
                 })
             }
-            _ => write.items.iter().fold(effects, |effects, (table, key)| {
-                effects.remove_key(item_key(table, key))
-            }),
+            _ => removals(&write, effects),
         }
     }
+
+    /// The write may have happened: nothing it could have changed is served any more.
+    fn after_write_error(
+        &self,
+        write: DynamoWrite,
+        _error: &cache_core::BoxError,
+    ) -> WriteEffects<DynamoResponse> {
+        removals(&write, queries_of(&write))
+    }
+}
+
+/// The query invalidations of a write: every partition it touches.
+fn queries_of(write: &DynamoWrite) -> WriteEffects<DynamoResponse> {
+    write
+        .items
+        .iter()
+        .fold(WriteEffects::none(), |effects, (table, key)| {
+            effects.invalidate_tag(queries_tag(table, &key.partition))
+        })
+}
+
+/// `effects` and the removal of every item entry the write touches.
+fn removals(
+    write: &DynamoWrite,
+    effects: WriteEffects<DynamoResponse>,
+) -> WriteEffects<DynamoResponse> {
+    write.items.iter().fold(effects, |effects, (table, key)| {
+        effects.remove_key(item_key(table, key))
+    })
 }
 
 /// The canonical partition text of a query's key condition: the clause `pk = :value` (either way

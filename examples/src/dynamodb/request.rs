@@ -55,8 +55,12 @@ pub enum DynamoResponse {
     Item(Option<Item>),
     /// `Query`: one page of items, and where the next page starts.
     Page {
-        /// The items, in the order asked for.
+        /// The items, in the order asked for (none with `Select: COUNT`).
         items: Vec<Item>,
+        /// `Count`: the items matched (after the filter).
+        count: i32,
+        /// `ScannedCount`: the items read (before the filter).
+        scanned_count: i32,
         /// `LastEvaluatedKey`: pass it as `ExclusiveStartKey` for the next page.
         last_evaluated_key: Option<Item>,
     },

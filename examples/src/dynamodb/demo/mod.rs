@@ -237,6 +237,10 @@ async fn scenario(run: &mut Runner, table: &str) -> Result<(), BoxError> {
         .await?;
     run.check(summary(&read) == "#1 cancelled");
 
+    // Each write below finds what it changes cached: the reads before it fill the entries.
+    run.send("GetItem c1 #4 (none yet)", get_order(table, "c1", "4"))
+        .await?;
+    run.send("Query c1", query_orders(table, "c1")).await?;
     run.send(
         "PutItem c1 #4",
         put_order(table, "c1", "4", "placed", false),
@@ -246,7 +250,11 @@ async fn scenario(run: &mut Runner, table: &str) -> Result<(), BoxError> {
         .send("GetItem c1 #4", get_order(table, "c1", "4"))
         .await?;
     run.check(summary(&read) == "#4 placed");
+    let read = run.send("Query c1", query_orders(table, "c1")).await?;
+    run.check(summary(&read) == "[#1 shipped, #2 placed, #3 placed, #4 placed]");
 
+    run.send("GetItem c1 #2", get_order(table, "c1", "2"))
+        .await?;
     run.send("DeleteItem c1 #2", delete_order(table, "c1", "2"))
         .await?;
     let read = run
@@ -256,6 +264,9 @@ async fn scenario(run: &mut Runner, table: &str) -> Result<(), BoxError> {
     let read = run.send("Query c1", query_orders(table, "c1")).await?;
     run.check(summary(&read) == "[#1 shipped, #3 placed, #4 placed]");
 
+    run.send("GetItem c1 #3", get_order(table, "c1", "3"))
+        .await?;
+    run.send("Query c2", query_orders(table, "c2")).await?;
     run.send(
         "TransactWriteItems: c1 #3 moved, c2 #2 deleted",
         move_and_delete(table, ("c1", "3"), ("c2", "2")),
@@ -265,6 +276,8 @@ async fn scenario(run: &mut Runner, table: &str) -> Result<(), BoxError> {
         .send("GetItem c1 #3", get_order(table, "c1", "3"))
         .await?;
     run.check(summary(&read) == "#3 moved");
+    let read = run.send("Query c1", query_orders(table, "c1")).await?;
+    run.check(summary(&read) == "[#1 shipped, #3 moved, #4 placed]");
     let read = run.send("Query c2", query_orders(table, "c2")).await?;
     run.check(summary(&read) == "[#1 cancelled]");
     Ok(())
