@@ -83,7 +83,9 @@
 //! # Writes
 //!
 //! Requests that are not cached reads go to Discord. When one of these succeeds (2xx), the cache
-//! changes as follows; a failed write changes nothing.
+//! changes as follows. A write Discord refused (4xx, 429), or that the rate limiter never sent, changes
+//! nothing; one whose outcome is unknown (a 5xx answer, a timeout, a connection lost after sending)
+//! invalidates every entry it could have changed.
 //!
 //! | write | Discord answers | cache |
 //! |---|---|---|

@@ -149,14 +149,35 @@ impl<B> CachePolicy<http::Request<B>, CachedResponse> for DiscordPolicy {
         write: DiscordWrite,
         value: &CachedResponse,
     ) -> WriteEffects<CachedResponse> {
-        if !value.is_success() {
+        let context = WriteContext {
+            ttls: &self.ttls,
+            channels: &self.channels,
+        };
+        match value.status() {
+            200..=299 => write::effects(&context, write, value),
+            // A server error does not say whether Discord applied the write.
+            500..=599 => write::uncertain_effects(&context, write),
+            // Refused (4xx, 429): nothing changed.
+            _ => WriteEffects::none(),
+        }
+    }
+
+    /// A write refused locally by the rate limiter was never sent; any other error (a timeout, a
+    /// connection lost) leaves Discord's side unknown, so what it could change is invalidated.
+    fn after_write_error(
+        &self,
+        write: DiscordWrite,
+        error: &cache_core::BoxError,
+    ) -> WriteEffects<CachedResponse> {
+        if cache_core::upstream_error::<crate::ratelimit::RateLimitError>(error.as_ref()).is_some()
+        {
             return WriteEffects::none();
         }
         let context = WriteContext {
             ttls: &self.ttls,
             channels: &self.channels,
         };
-        write::effects(&context, write, value)
+        write::uncertain_effects(&context, write)
     }
 }
 
@@ -207,5 +228,24 @@ mod tests {
                 CachePolicy::<http::Request<()>, _>::fill(&policy, "k", &read, &answer(coding));
             assert_eq!(!plan.ttl.is_zero(), stored, "{coding:?}");
         }
+    }
+
+    #[test]
+    fn a_write_the_rate_limiter_never_sent_changes_nothing_and_an_unknown_outcome_invalidates() {
+        let policy = DiscordPolicy::new(DiscordTtls::default());
+        let write = || DiscordWrite {
+            route: Route::ModifyGuildRole { guild: 1, role: 2 },
+            credential: Some(Credential::Bot(3)),
+            api: crate::route_table::Api::Versioned,
+        };
+        let after = |error: cache_core::BoxError| {
+            CachePolicy::<http::Request<()>, _>::after_write_error(&policy, write(), &error)
+        };
+        let never_sent = crate::ratelimit::RateLimitError::TokenRejected {
+            retry_in: std::time::Duration::from_secs(1),
+        };
+        assert!(after(Box::new(never_sent)).is_empty());
+        let lost = after("connection reset after the request was sent".into());
+        assert_eq!(lost.invalidate_tags, [crate::keys::tags::guild_roles(1)]);
     }
 }

@@ -148,6 +148,61 @@ pub(crate) fn effects(
     effects
 }
 
+/// The effects of a write Discord may or may not have applied (a 5xx answer, a timeout, a connection
+/// lost after sending): every entry it could have changed is invalidated, since there is no answer to
+/// update them from.
+pub(crate) fn uncertain_effects(context: &WriteContext<'_>, write: DiscordWrite) -> Effects {
+    let DiscordWrite {
+        route, credential, ..
+    } = write;
+    let channel_lists = |channel| match context.channels.guild_of(channel) {
+        Some(guild) => Effects::none().invalidate_tag(tags::guild_channels(guild)),
+        None => Effects::none().invalidate_tag(tags::CHANNELS),
+    };
+    let effects = match route {
+        Route::ModifyGuildMember { guild, user }
+        | Route::AddGuildMemberRole { guild, user, .. }
+        | Route::RemoveGuildMemberRole { guild, user, .. }
+        | Route::RemoveGuildMember { guild, user }
+        | Route::CreateGuildBan { guild, user } => {
+            Effects::none().invalidate_tag(tags::guild_member(guild, user))
+        }
+        Route::ModifyCurrentMember { guild } => {
+            Effects::none().invalidate_tag(tags::guild_members(guild))
+        }
+        Route::CreateGuildRole { guild }
+        | Route::ModifyGuildRole { guild, .. }
+        | Route::ModifyGuildRolePositions { guild } => {
+            Effects::none().invalidate_tag(tags::guild_roles(guild))
+        }
+        Route::DeleteGuildRole { guild, .. } => Effects::none()
+            .invalidate_tag(tags::guild_roles(guild))
+            .invalidate_tag(tags::guild_members(guild)),
+        Route::CreateGuildChannel { guild } | Route::ModifyGuildChannelPositions { guild } => {
+            Effects::none().invalidate_tag(tags::guild_channels(guild))
+        }
+        Route::ModifyChannel { channel }
+        | Route::DeleteChannel { channel }
+        | Route::EditChannelPermissions { channel, .. }
+        | Route::DeleteChannelPermission { channel, .. } => channel_lists(channel),
+        Route::LeaveGuild { guild } => match credential.as_ref() {
+            Some(Credential::User(user)) => Effects::none().invalidate_tag(tags::user(user)),
+            Some(Credential::Bot(bot)) => Effects::none()
+                .invalidate_tag(tags::bot(*bot))
+                .invalidate_tag(tags::guild(guild)),
+            None => Effects::none()
+                .invalidate_tag(tags::BOT_GUILDS)
+                .invalidate_tag(tags::guild(guild)),
+        },
+        Route::CurrentUserGuilds
+        | Route::GuildChannels { .. }
+        | Route::GuildRoles { .. }
+        | Route::GuildMember { .. } => Effects::none(),
+    };
+    tracing::debug!(?route, tags = ?effects.invalidate_tags, "discord write of unknown outcome: invalidating what it could change");
+    effects
+}
+
 /// The effects with every in-place update turned into a removal of its entry: for an answer whose
 /// shape may not be the entry's.
 fn removing_updated(effects: Effects) -> Effects {
