@@ -67,8 +67,15 @@ impl ProxyService {
             // A credential Discord has not accepted lately reads from Discord itself.
             let answer = self.paced.clone().oneshot(request).await;
             answer.map(|response| response.map(DiscordBody::streamed))
-        } else {
+        } else if request.method() == Method::GET || request.method() == Method::HEAD {
             self.cached.oneshot(request).await
+        } else {
+            // A write runs to its end even when its client goes away: once Discord may have it, the
+            // cache must learn its outcome (dropping it midway would skip the write's effects).
+            match tokio::spawn(self.cached.oneshot(request)).await {
+                Ok(answer) => answer,
+                Err(failed) => Err(BoxError::from(failed)),
+            }
         };
         // A cached read's 401, or its local refusal of a rejected token, may be another token's of
         // the same bot, shared by single flight: this token is vouched for no longer, and Discord is

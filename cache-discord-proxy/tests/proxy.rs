@@ -380,6 +380,69 @@ async fn a_large_answer_arrives_byte_for_byte() {
     assert_eq!(through.json().as_array().map(Vec::len), Some(100));
 }
 
+/// A write whose client disconnects before the answer still reaches Discord once and still updates
+/// the cache: dropping it midway could leave Discord changed and the cache not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_client_leaves_still_completes_and_updates_the_cache() {
+    let setup = setup(ServerConfig {
+        latency: Duration::from_millis(300),
+        ..quiet()
+    })
+    .await;
+    let bot = setup.server.bot().bot_authorization();
+    let guild = setup.server.guilds()[0].id;
+    let role = setup.server.guilds()[0].roles[1];
+    let roles = format!("/guilds/{guild}/roles");
+    for _ in 0..2 {
+        setup.get(&roles, &bot).await;
+    }
+    let body = r#"{"name":"renamed-while-away"}"#;
+    let mut client = tokio::net::TcpStream::connect(setup.proxy.addr())
+        .await
+        .unwrap();
+    client
+        .write_all(
+            format!(
+                "PATCH /api/v10/guilds/{guild}/roles/{role} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {bot}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(client);
+    let route = "PATCH /guilds/{guild.id}/roles/{role.id}";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while setup.server.stats().processed_by(route) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the write never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(setup.server.stats().processed_by(route), 1, "sent once");
+    let before = setup
+        .server
+        .stats()
+        .calls_to("GET /guilds/{guild.id}/roles");
+    let read = setup.get(&roles, &bot).await.json();
+    assert!(read
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "renamed-while-away"));
+    assert_eq!(
+        setup
+            .server
+            .stats()
+            .calls_to("GET /guilds/{guild.id}/roles"),
+        before,
+        "answered from the entry the write updated"
+    );
+}
+
 /// A client that never finishes its request head is cut off (no slowloris).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_heads_are_cut_off() {
