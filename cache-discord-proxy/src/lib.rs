@@ -22,7 +22,8 @@
 //!   are dropped (they describe an old window), so a burst of hits is not slowed by the client.
 //!
 //! - **Bounded connections**: a client that does not send its request head within
-//!   `CACHE_PROXY_HEADER_TIMEOUT_MS` is disconnected; idle HTTP/2 peers are pinged; the upstream
+//!   `CACHE_PROXY_HEADER_TIMEOUT_MS` is disconnected; idle HTTP/2 peers are pinged; past
+//!   `CACHE_PROXY_MAX_CONNECTIONS` open connections, new ones wait to be accepted; the upstream
 //!   connection has 10 s to open.
 //!
 //! Settings: [`ProxySettings`] (`CACHE_PROXY_*`, `DISCORD_API_URL`), the store's (`REDIS_URL`, ...),
@@ -44,5 +45,5 @@ pub use server::{Proxy, RunningProxy};
 pub use settings::{
     LogFormat, ProxySettings, CACHE_PROXY_ADDR, CACHE_PROXY_ADMIN_ADDR, CACHE_PROXY_ADMIN_TOKEN,
     CACHE_PROXY_CA_FILE, CACHE_PROXY_HEADER_TIMEOUT_MS, CACHE_PROXY_LOG_FORMAT,
-    CACHE_PROXY_SHUTDOWN_GRACE_MS, DISCORD_API_URL,
+    CACHE_PROXY_MAX_CONNECTIONS, CACHE_PROXY_SHUTDOWN_GRACE_MS, DISCORD_API_URL,
 };

@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::Layer;
 use tower_cache::EnvStore;
@@ -82,6 +82,7 @@ impl Proxy {
         let limits = ConnectionLimits {
             header_read_timeout: self.settings.header_read_timeout,
             shutdown_grace: self.settings.shutdown_grace,
+            max_connections: self.settings.max_connections,
         };
         let mut tasks = JoinSet::new();
         let listener = bind(self.settings.listen).await?;
@@ -191,11 +192,13 @@ async fn serve<F, Fut>(
         .keep_alive_interval(Some(HTTP2_KEEP_ALIVE))
         .keep_alive_timeout(limits.header_read_timeout);
     let mut connections = JoinSet::new();
+    // One permit per open connection: past the cap, connections wait in the listen queue.
+    let open = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+            accepted = accept(&listener, &open) => {
+                let (stream, permit) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::warn!(%error, "discord proxy: accept failed");
                         if !is_per_connection(&error) {
@@ -226,6 +229,7 @@ async fn serve<F, Fut>(
                     if let Err(error) = watcher.watch(connection.into_owned()).await {
                         tracing::debug!(%error, "discord proxy: connection ended");
                     }
+                    drop(permit);
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -263,6 +267,20 @@ const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(30);
 struct ConnectionLimits {
     header_read_timeout: Duration,
     shutdown_grace: Duration,
+    max_connections: usize,
+}
+
+/// The next connection, once fewer than the cap are open.
+async fn accept(
+    listener: &TcpListener,
+    open: &Arc<Semaphore>,
+) -> std::io::Result<(tokio::net::TcpStream, OwnedSemaphorePermit)> {
+    let permit = Arc::clone(open)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
+    let (stream, _) = listener.accept().await?;
+    Ok((stream, permit))
 }
 
 /// The pause after a failed `accept` (out of file descriptors, say).

@@ -26,6 +26,10 @@ pub const CACHE_PROXY_SHUTDOWN_GRACE_MS: &str = "CACHE_PROXY_SHUTDOWN_GRACE_MS";
 /// milliseconds (30,000 by default).
 pub const CACHE_PROXY_HEADER_TIMEOUT_MS: &str = "CACHE_PROXY_HEADER_TIMEOUT_MS";
 
+/// Connections served at once on the bots' listener (10,000 by default); past it, new connections
+/// wait to be accepted until one closes.
+pub const CACHE_PROXY_MAX_CONNECTIONS: &str = "CACHE_PROXY_MAX_CONNECTIONS";
+
 /// The shortest control-route token accepted.
 const MIN_ADMIN_TOKEN: usize = 16;
 
@@ -56,6 +60,8 @@ pub struct ProxySettings {
     pub shutdown_grace: Duration,
     /// The bound on reading a request's head (HTTP/1.1); a slower client is disconnected.
     pub header_read_timeout: Duration,
+    /// Connections served at once; past it, new ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl std::fmt::Debug for ProxySettings {
@@ -68,6 +74,7 @@ impl std::fmt::Debug for ProxySettings {
             .field("log_format", &self.log_format)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_connections", &self.max_connections)
             .finish()
     }
 }
@@ -157,6 +164,20 @@ impl ProxySettings {
             )
             .into());
         }
+        let max_connections = match env.var(CACHE_PROXY_MAX_CONNECTIONS)? {
+            None => MAX_CONNECTIONS,
+            Some(value) => match value.trim().parse::<usize>() {
+                Ok(count) if count > 0 => count,
+                _ => {
+                    return Err(invalid(
+                        CACHE_PROXY_MAX_CONNECTIONS,
+                        &value,
+                        "expected a positive number of connections",
+                    )
+                    .into())
+                }
+            },
+        };
         Ok(Self {
             listen,
             upstream,
@@ -165,6 +186,7 @@ impl ProxySettings {
             log_format,
             shutdown_grace,
             header_read_timeout,
+            max_connections,
         })
     }
 
@@ -182,6 +204,7 @@ impl ProxySettings {
             log_format: LogFormat::Plain,
             shutdown_grace: Duration::from_secs(10),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
         })
     }
 
@@ -195,6 +218,9 @@ impl ProxySettings {
         Ok(self)
     }
 }
+
+/// The default [`ProxySettings::max_connections`].
+const MAX_CONNECTIONS: usize = 10_000;
 
 /// The default [`ProxySettings::header_read_timeout`].
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -268,6 +294,8 @@ mod tests {
             (CACHE_PROXY_HEADER_TIMEOUT_MS, "0"),
             (CACHE_PROXY_HEADER_TIMEOUT_MS, "soon"),
             (CACHE_PROXY_ADMIN_TOKEN, "a-long-enough-admin-token"),
+            (CACHE_PROXY_MAX_CONNECTIONS, "0"),
+            (CACHE_PROXY_MAX_CONNECTIONS, "many"),
         ] {
             let error = ProxySettings::from_env_source(&[(name, value)]).unwrap_err();
             let shown = error.to_string();

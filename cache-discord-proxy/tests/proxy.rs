@@ -443,6 +443,37 @@ async fn a_write_whose_client_leaves_still_completes_and_updates_the_cache() {
     );
 }
 
+/// Past `CACHE_PROXY_MAX_CONNECTIONS`, a new connection waits to be served until an open one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_cap_wait_for_one_to_close() {
+    let setup = setup_with(quiet(), |mut settings| {
+        settings.max_connections = 1;
+        settings
+    })
+    .await;
+    let request = b"GET /api/v10/gateway HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut first = tokio::net::TcpStream::connect(setup.proxy.addr())
+        .await
+        .unwrap();
+    first.write_all(request).await.unwrap();
+    let mut answer = [0; 4096];
+    let read = first.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    // The first stays open (keep-alive): the second waits.
+    let mut second = tokio::net::TcpStream::connect(setup.proxy.addr())
+        .await
+        .unwrap();
+    second.write_all(request).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), second.read(&mut answer)).await;
+    assert!(waited.is_err(), "served past the cap");
+    drop(first);
+    let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut answer))
+        .await
+        .expect("served once the first closed")
+        .unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+}
+
 /// A client that never finishes its request head is cut off (no slowloris).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_heads_are_cut_off() {
