@@ -37,7 +37,7 @@ const MAX_USES: u8 = 3;
 type Hasher = foldhash::fast::RandomState;
 
 /// What the map needs to know of a stored value to evict it.
-pub(crate) trait Expiring {
+pub trait Expiring {
     /// When the value is of no further use, even stale.
     fn expires_at(&self) -> Instant;
 }
@@ -109,7 +109,26 @@ impl Queues {
     }
 }
 
-pub(crate) struct Entries<T> {
+/// A lock-free map of at most `capacity` items, evicted S3-FIFO (see the module docs above): the map
+/// [`MemoryStore`](crate::MemoryStore) keeps its entries in, for stores that keep copies of their own
+/// (a near tier in front of a shared store).
+///
+/// ```
+/// use cache_core::CacheKey;
+/// use cache_memory::{Entries, Expiring};
+/// use tokio::time::Instant;
+///
+/// struct Copy(&'static str, Instant);
+/// impl Expiring for Copy {
+///     fn expires_at(&self) -> Instant { self.1 }
+/// }
+///
+/// let map = Entries::new(2);
+/// let later = Instant::now() + std::time::Duration::from_secs(60);
+/// map.insert(CacheKey::from("a"), Copy("roles", later));
+/// assert_eq!(map.read(&CacheKey::from("a"), |copy| Some(copy.0)), Some("roles"));
+/// ```
+pub struct Entries<T> {
     map: HashMap<CacheKey, Slot<T>, Hasher>,
     queues: Mutex<Queues>,
     hasher: Hasher,
@@ -122,20 +141,8 @@ pub(crate) struct Entries<T> {
 type Pinned<'m, T> = papaya::HashMapRef<'m, CacheKey, Slot<T>, Hasher, papaya::LocalGuard<'m>>;
 
 impl<T: Expiring + Send + Sync> Entries<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Self {
-            map: HashMap::builder().hasher(Hasher::default()).build(),
-            queues: Mutex::default(),
-            hasher: Hasher::default(),
-            capacity,
-            small_capacity: (capacity / 10).max(1),
-            ghost_capacity: (capacity - capacity / 10).max(1),
-        }
-    }
-
     /// Calls `read` on the entry of `key`, if any; an entry `read` answers `Some` for counts as used.
-    pub(crate) fn read<R>(&self, key: &CacheKey, read: impl FnOnce(&T) -> Option<R>) -> Option<R> {
+    pub fn read<R>(&self, key: &CacheKey, read: impl FnOnce(&T) -> Option<R>) -> Option<R> {
         let map = self.map.pin();
         let slot = map.get(key)?;
         let answer = read(&slot.item)?;
@@ -149,7 +156,7 @@ impl<T: Expiring + Send + Sync> Entries<T> {
 
     /// Stores `item` under `key`, replacing any entry; a new key first evicts another when the map is
     /// full.
-    pub(crate) fn insert(&self, key: CacheKey, item: T) {
+    pub fn insert(&self, key: CacheKey, item: T) {
         let mut queues = self.lock();
         let map = self.map.pin();
         let id = queues.next_id;
@@ -183,7 +190,8 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         self.compact(&mut queues, &map);
     }
 
-    pub(crate) fn remove(&self, key: &CacheKey) {
+    /// Removes the item of `key`, if any.
+    pub fn remove(&self, key: &CacheKey) {
         let mut queues = self.lock();
         if let Some(old) = self.map.pin().remove(key) {
             let was_main = old.in_main();
@@ -191,7 +199,8 @@ impl<T: Expiring + Send + Sync> Entries<T> {
         }
     }
 
-    pub(crate) fn clear(&self) {
+    /// Removes every item.
+    pub fn clear(&self) {
         let mut queues = self.lock();
         self.map.pin().clear();
         *queues = Queues {
@@ -279,8 +288,27 @@ impl<T: Expiring + Send + Sync> Entries<T> {
 }
 
 impl<T> Entries<T> {
-    pub(crate) fn len(&self) -> usize {
+    /// An empty map of at most `capacity` items (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            map: HashMap::builder().hasher(Hasher::default()).build(),
+            queues: Mutex::default(),
+            hasher: Hasher::default(),
+            capacity,
+            small_capacity: (capacity / 10).max(1),
+            ghost_capacity: (capacity - capacity / 10).max(1),
+        }
+    }
+
+    /// Items held, at most the capacity.
+    pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// True when no item is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn lock(&self) -> MutexGuard<'_, Queues> {

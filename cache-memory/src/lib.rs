@@ -42,7 +42,7 @@ use cache_core::{
 };
 use tokio::time::Instant;
 
-use entries::{Entries, Expiring};
+pub use entries::{Entries, Expiring};
 use invalidations::Invalidations;
 
 /// Name of the variable that caps the number of entries.

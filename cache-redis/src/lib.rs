@@ -83,6 +83,7 @@
 mod circuit;
 mod connection;
 mod keys;
+mod near;
 mod options;
 mod scripts;
 mod scripts_api;
@@ -92,6 +93,7 @@ mod tracking;
 mod view;
 
 pub use circuit::RETRY_AFTER;
+pub use near::{CACHE_NEAR_MAX_SILENCE_MS, CACHE_NEAR_SIZE, DEFAULT_NEAR_MAX_SILENCE};
 pub use options::{
     RedisOptions, CACHE_REDIS_INVALIDATION_RECORDS, CACHE_REDIS_POOL_SIZE, CACHE_REDIS_TIMEOUT_MS,
     CACHE_REDIS_TLS_CA_FILE, DEFAULT_INVALIDATION_RECORDS, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT,

@@ -5,6 +5,8 @@ use std::time::Duration;
 use cache_core::config::env::{self, Environment};
 use cache_core::{CacheConfig, Error};
 
+use crate::near::{CACHE_NEAR_MAX_SILENCE_MS, CACHE_NEAR_SIZE, DEFAULT_NEAR_MAX_SILENCE};
+
 /// Name of the variable holding the Redis URL; empty or unset selects the in-process store.
 pub const REDIS_URL: &str = "REDIS_URL";
 /// Name of the variable setting the per-operation timeout, in milliseconds.
@@ -47,6 +49,14 @@ pub struct RedisOptions {
     /// (default). Off, or on a server without RESP3 client tracking, every read fetches the clock
     /// alongside the entry (`MGET`). Both keep the same guarantees.
     pub client_tracking: bool,
+    /// Entries copied in process in front of Redis (`CACHE_NEAR_SIZE`; 0, the default, turns the near
+    /// tier off). A near hit costs no round trip; see the [crate docs](crate#near-tier) for when copies
+    /// stop being served. Needs [`client_tracking`](Self::client_tracking).
+    pub near_capacity: u64,
+    /// How long near copies stay servable after the last round trip that proved this process knows every
+    /// invalidation (`CACHE_NEAR_MAX_SILENCE_MS`, default 1 s): the bound on a stale near read when the
+    /// connection goes silent without closing. Hits renew the proof in the background halfway through.
+    pub near_max_silence: Duration,
 }
 
 impl Default for RedisOptions {
@@ -58,6 +68,8 @@ impl Default for RedisOptions {
             max_invalidation_records: DEFAULT_INVALIDATION_RECORDS,
             tls_ca_pem: None,
             client_tracking: true,
+            near_capacity: 0,
+            near_max_silence: DEFAULT_NEAR_MAX_SILENCE,
         }
     }
 }
@@ -71,6 +83,8 @@ impl std::fmt::Debug for RedisOptions {
             .field("max_invalidation_records", &self.max_invalidation_records)
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(|_| "<set>"))
             .field("client_tracking", &self.client_tracking)
+            .field("near_capacity", &self.near_capacity)
+            .field("near_max_silence", &self.near_max_silence)
             .finish()
     }
 }
@@ -109,6 +123,12 @@ impl RedisOptions {
             max_invalidation_records: usize::try_from(records).unwrap_or(usize::MAX),
             tls_ca_pem,
             client_tracking: defaults.client_tracking,
+            near_capacity: env::read_u64(env, CACHE_NEAR_SIZE, defaults.near_capacity, 0)?,
+            near_max_silence: read_positive_millis(
+                env,
+                CACHE_NEAR_MAX_SILENCE_MS,
+                defaults.near_max_silence,
+            )?,
         })
     }
 
@@ -149,12 +169,38 @@ impl RedisOptions {
         self
     }
 
+    /// Keeps up to `entries` copies in process in front of Redis (0 turns the near tier off).
+    #[must_use]
+    pub fn near_capacity(mut self, entries: u64) -> Self {
+        self.near_capacity = entries;
+        self
+    }
+
+    /// Sets how long near copies stay servable after the view was last proven current (at least 1 ms).
+    #[must_use]
+    pub fn near_max_silence(mut self, silence: Duration) -> Self {
+        self.near_max_silence = silence.max(Duration::from_millis(1));
+        self
+    }
+
     /// Trusts these PEM certificate authorities for `rediss://`.
     #[must_use]
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_ca_pem = Some(pem.into());
         self
     }
+}
+
+/// A duration in milliseconds of at least 1.
+fn read_positive_millis(
+    env: &impl Environment,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, Error> {
+    let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    Ok(Duration::from_millis(env::read_u64(
+        env, name, default_ms, 1,
+    )?))
 }
 
 /// The URL with any password replaced, for errors and traces.
@@ -187,6 +233,8 @@ mod tests {
             (CACHE_REDIS_POOL_SIZE, "0"),
             (CACHE_REDIS_INVALIDATION_RECORDS, "-1"),
             (CACHE_REDIS_TLS_CA_FILE, "/nonexistent/ca.pem"),
+            (CACHE_NEAR_SIZE, "lots"),
+            (CACHE_NEAR_MAX_SILENCE_MS, "0"),
         ] {
             let error = RedisOptions::from_env_source(&[(name, value)])
                 .unwrap_err()

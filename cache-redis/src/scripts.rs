@@ -79,8 +79,8 @@ return 1
 ///
 /// KEYS: entry, records, floor, clock. ARGV: base stamp (empty: none), ttl in ms, envelope bytes before the
 /// stamp, envelope bytes after it, record cap, the key's record name, then the tags' record names. With a
-/// base, nothing happens when the key or a tag was invalidated or updated after it. Returns 1 when
-/// stored, 0 when superseded.
+/// base, nothing happens when the key or a tag was invalidated or updated after it. Returns the entry's
+/// stamp (the update's tick) when stored, 0 when superseded.
 pub(crate) static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -89,7 +89,7 @@ local at = tick(KEYS[4])
 redis.call('ZADD', KEYS[2], at, ARGV[6])
 redis.call('SET', KEYS[1], ARGV[3] .. le64(at) .. ARGV[4], 'PX', ARGV[2])
 trim(KEYS[2], KEYS[3], tonumber(ARGV[5]))
-return 1
+return at
 ",
     )
 });

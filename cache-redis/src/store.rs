@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::circuit::Circuit;
 use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
+use crate::near::{Coherence, NearCopy, NearTier, Standing};
 use crate::options::{redact, RedisOptions, REDIS_URL};
 use crate::scripts;
 use crate::scripts_api::{RedisScripts, RunScript};
@@ -40,6 +41,8 @@ struct Inner<C> {
     codec: C,
     timeout: Duration,
     max_records: usize,
+    /// Whether near copies may be served now (see [`crate::near`]).
+    coherence: Coherence,
 }
 
 /// A [`Store`] shared by every process that uses the same Redis and key prefix.
@@ -48,6 +51,8 @@ struct Inner<C> {
 /// the data layout and the consistency argument.
 pub struct RedisStore<V, C = Bincode> {
     inner: Arc<Inner<C>>,
+    /// Copies served without a round trip ([`RedisOptions::near_capacity`]); `None` when off.
+    near: Option<Arc<NearTier<V>>>,
     _value: PhantomData<fn() -> V>,
 }
 
@@ -55,6 +60,7 @@ impl<V, C> Clone for RedisStore<V, C> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
+            near: self.near.clone(),
             _value: PhantomData,
         }
     }
@@ -66,6 +72,7 @@ impl<V, C: Codec> std::fmt::Debug for RedisStore<V, C> {
             .field("keys", &self.inner.keys.entry_pattern)
             .field("codec", &C::NAME)
             .field("timeout", &self.inner.timeout)
+            .field("near", &self.near.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +137,17 @@ impl<V, C: Codec> RedisStore<V, C> {
         let key_prefix = cache_core::CacheConfig::default()
             .key_prefix(options.key_prefix)?
             .key_prefix;
+        let near = match options.near_capacity {
+            0 => None,
+            // Copies are only as good as the notices that end them.
+            _ if !tracking.enabled() => {
+                tracing::warn!(
+                    "near tier off: it needs client tracking, which this store does not use"
+                );
+                None
+            }
+            capacity => Some(Arc::new(NearTier::new(capacity))),
+        };
         let inner = Inner {
             connections,
             tracking,
@@ -140,9 +158,11 @@ impl<V, C: Codec> RedisStore<V, C> {
             codec,
             timeout: options.timeout,
             max_records: options.max_invalidation_records.max(2),
+            coherence: Coherence::new(options.near_max_silence),
         };
         Ok(Self {
             inner: Arc::new(inner),
+            near,
             _value: PhantomData,
         })
     }
@@ -166,6 +186,11 @@ impl<V, C: Codec> RedisStore<V, C> {
         C: 'static,
     {
         RedisScripts::new(self.inner.clone(), &self.inner.keys.base)
+    }
+
+    /// Copies held by the near tier (0 when it is off).
+    pub fn near_entry_count(&self) -> usize {
+        self.near.as_ref().map_or(0, |near| near.copies.len())
     }
 }
 
@@ -290,10 +315,106 @@ impl<C: Codec> Inner<C> {
                 Err(timed_out())
             }
         };
-        if result.is_ok() {
-            self.circuit.close();
+        match &result {
+            Ok(_) => self.circuit.close(),
+            // Whatever failed, this process may have missed a notice: near copies wait for a proof.
+            Err(_) => self.coherence.doubt(),
         }
         result
+    }
+
+    /// Whether near copies may be served: no tracking notice waits to be read into the view, and a
+    /// recent round trip proved the view current.
+    fn near_standing(&self) -> Standing {
+        if !self.tracking.enabled() || self.tracking.notices() > self.view.noticed() {
+            return Standing::Unproven;
+        }
+        self.coherence.standing()
+    }
+
+    /// A round trip on a tracked connection, sent at `sent`, has come back and the view caught up with
+    /// its notices: if no notice arrived since, the view held every invalidation that had returned when
+    /// it was sent.
+    fn prove_current(&self, sent: tokio::time::Instant) {
+        if self.tracking.notices() <= self.view.noticed() {
+            self.coherence.proven(sent);
+        }
+    }
+
+    /// An invalidation, update or clear made here has returned (or failed): the view must learn it
+    /// before this process serves a near copy again. Its notice may reach this process after the reply.
+    fn made_change(&self) {
+        self.tracking.notice();
+    }
+
+    /// Proves the view current in the background, one round trip at a time.
+    fn renew_proof(self: &Arc<Self>)
+    where
+        C: 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.coherence.start_proving() {
+            return;
+        }
+        let owned = Arc::clone(self);
+        runtime.spawn(async move {
+            let inner = &*owned;
+            let proved = inner
+                .run("prove", true, |mut checkout| async move {
+                    let sent = tokio::time::Instant::now();
+                    let proved = async {
+                        if checkout.tracked {
+                            let conn = &mut checkout.connection;
+                            redis::cmd("PING").query_async::<()>(conn).await?;
+                            let notices = || inner.tracking.notices();
+                            inner.view.refresh(notices, &inner.keys, conn).await?;
+                            inner.prove_current(sent);
+                        }
+                        Ok::<_, RedisError>(())
+                    }
+                    .await;
+                    (checkout, proved.map_err(OpError::from))
+                })
+                .await;
+            inner.coherence.done_proving();
+            if let Err(error) = proved {
+                tracing::debug!(error = %error, "near tier: the invalidation view could not be proven current");
+            }
+        });
+    }
+
+    /// The near copy of `key`, judged like the Redis entry it copies; `None` sends the read to Redis.
+    fn near_lookup<V: Clone + Send + Sync>(
+        &self,
+        near: &NearTier<V>,
+        key: &CacheKey,
+    ) -> Option<Lookup<V>> {
+        near.copies.read(key, |copy| {
+            if tokio::time::Instant::now() >= copy.expires_at
+                || self
+                    .view
+                    .is_dead(key, copy.tags.iter().map(String::as_str), copy.stamp)
+            {
+                return None;
+            }
+            if !copy.freshness.is_always() && self.clock.wants_sync() {
+                return None; // Redis's clock is due a measurement: the Redis path takes it
+            }
+            let value = copy.value.clone();
+            Some(match copy.freshness.stale_at(self.clock.now_ms()) {
+                None => Lookup::Hit {
+                    value,
+                    stamp: FillStamp::new(copy.stamp),
+                },
+                Some(revalidate) => Lookup::Stale {
+                    value,
+                    stamp: FillStamp::new(self.view.cursor()),
+                    revalidate,
+                },
+            })
+        })
     }
 
     /// Measures Redis's clock if the last measurement is old; a failure leaves the previous estimate.
@@ -323,45 +444,65 @@ impl<C: Codec> Inner<C> {
         (ttl_ms, freshness)
     }
 
-    async fn lookup<V: DeserializeOwned>(&self, key: CacheKey) -> Result<Lookup<V>, Error> {
+    /// Reads `key` from Redis; with a near tier, keeps a copy of what it finds.
+    async fn lookup<V>(&self, key: CacheKey, near: Option<&NearTier<V>>) -> Result<Lookup<V>, Error>
+    where
+        V: DeserializeOwned + Clone + Send + Sync,
+    {
         let entry_key = self.keys.entry(&key);
-        let (bytes, clock) = self
+        let with_ttl = near.is_some();
+        let (bytes, clock, ttl_ms) = self
             .run("get", true, |mut checkout| async move {
-                let fetched = self.fetch(&mut checkout, &entry_key).await;
+                let fetched = self.fetch(&mut checkout, &entry_key, with_ttl).await;
                 (checkout, fetched.map_err(OpError::from))
             })
             .await?;
         // A fill that follows this miss starts after every invalidation the view knows of.
         let stamp = FillStamp::new(clock.max(self.view.cursor()));
-        match bytes {
-            None => Ok(Lookup::Miss { stamp }),
-            Some(bytes) => Ok(self.read_entry(&key, &bytes, stamp).await),
-        }
+        let Some(bytes) = bytes else {
+            return Ok(Lookup::Miss { stamp });
+        };
+        let near = near.zip(ttl_ms.filter(|&ms| ms > 0));
+        Ok(self.read_entry(&key, &bytes, stamp, near).await)
     }
 
-    /// The entry's bytes and, without client tracking, the clock read beside them (0 with tracking: the
-    /// view already follows it). Either way the view is brought up to date before the entry is judged.
+    /// The entry's bytes, the clock read beside them without client tracking (0 with tracking: the view
+    /// already follows it), and the entry's remaining TTL in ms when `with_ttl` (in the same round trip).
+    /// Either way the view is brought up to date before the entry is judged.
     async fn fetch(
         &self,
         checkout: &mut Checkout,
         entry_key: &str,
-    ) -> RedisResult<(Option<Vec<u8>>, u64)> {
+        with_ttl: bool,
+    ) -> RedisResult<(Option<Vec<u8>>, u64, Option<u64>)> {
         let conn = &mut checkout.connection;
         if checkout.tracked {
+            let sent = tokio::time::Instant::now();
             // Redis pushes clock changes on this connection ahead of this reply: a plain GET, then a look
             // at the notices, is enough.
-            let bytes = match redis::cmd("GET")
-                .arg(entry_key)
-                .query_async::<Option<Vec<u8>>>(conn)
-                .await
-            {
+            let read = if with_ttl {
+                redis::pipe()
+                    .get(entry_key)
+                    .pttl(entry_key)
+                    .query_async::<(Option<Vec<u8>>, i64)>(conn)
+                    .await
+                    .map(|(bytes, ttl)| (bytes, u64::try_from(ttl).ok()))
+            } else {
+                redis::cmd("GET")
+                    .arg(entry_key)
+                    .query_async::<Option<Vec<u8>>>(conn)
+                    .await
+                    .map(|bytes| (bytes, None))
+            };
+            let (bytes, ttl_ms) = match read {
                 // Another type at the entry's key: undecodable, so the next fill replaces it.
-                Err(error) if error.code() == Some("WRONGTYPE") => Some(Vec::new()),
+                Err(error) if error.code() == Some("WRONGTYPE") => (Some(Vec::new()), None),
                 other => other?,
             };
             let notices = || self.tracking.notices();
             self.view.refresh(notices, &self.keys, conn).await?;
-            return Ok((bytes, 0));
+            self.prove_current(sent);
+            return Ok((bytes, 0, ttl_ms));
         }
         let (bytes, clock) = redis::cmd("MGET")
             .arg(entry_key)
@@ -370,16 +511,21 @@ impl<C: Codec> Inner<C> {
             .await?;
         let clock = clock.unwrap_or(0);
         self.view.catch_up(clock, &self.keys, conn).await?;
-        Ok((bytes, clock))
+        Ok((bytes, clock, None))
     }
 
-    /// What an entry's bytes mean: invalidated (a miss), undecodable, fresh or stale.
-    async fn read_entry<V: DeserializeOwned>(
+    /// What an entry's bytes mean: invalidated (a miss), undecodable, fresh or stale. A live entry is
+    /// copied into `near` with the TTL Redis has left on it.
+    async fn read_entry<V>(
         &self,
         key: &CacheKey,
         bytes: &[u8],
         stamp: FillStamp,
-    ) -> Lookup<V> {
+        near: Option<(&NearTier<V>, u64)>,
+    ) -> Lookup<V>
+    where
+        V: DeserializeOwned + Clone + Send + Sync,
+    {
         let raw = match envelope::parse::<C>(bytes) {
             Ok(raw) => raw,
             Err(error) => return Lookup::Undecodable { stamp, error },
@@ -387,7 +533,7 @@ impl<C: Codec> Inner<C> {
         if self.view.is_dead(key, raw.tags(), raw.stamp.get()) {
             return Lookup::Miss { stamp };
         }
-        let value = match self.codec.decode(raw.payload) {
+        let value: V = match self.codec.decode(raw.payload) {
             Ok(value) => value,
             Err(error) => return Lookup::Undecodable { stamp, error },
         };
@@ -395,6 +541,16 @@ impl<C: Codec> Inner<C> {
         // Redis's time, say whether it is still fresh.
         if !raw.freshness.is_always() {
             self.sync_clock_if_due().await;
+        }
+        if let Some((near, ttl_ms)) = near {
+            let copy = NearCopy {
+                value: value.clone(),
+                stamp: raw.stamp.get(),
+                tags: raw.tags().map(str::to_owned).collect(),
+                freshness: raw.freshness,
+                expires_at: NearTier::<V>::deadline(ttl_ms),
+            };
+            near.keep(key, copy);
         }
         match raw.freshness.stale_at(self.clock.now_ms()) {
             None => Lookup::Hit {
@@ -424,50 +580,111 @@ impl<C: Codec> Inner<C> {
         invocation
     }
 
-    async fn store<V: Serialize>(
+    /// Stores a fill's entry; with a near tier, keeps a copy of what was stored.
+    async fn store<V>(
         &self,
         key: CacheKey,
         entry: PutEntry<V>,
-    ) -> Result<PutOutcome, Error> {
+        near: Option<&NearTier<V>>,
+    ) -> Result<PutOutcome, Error>
+    where
+        V: Serialize + Clone + Send + Sync,
+    {
         let (ttl_ms, freshness) = self.lifetime(&entry).await;
         let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
-        self.run("put", true, |mut checkout| async move {
-            let stored = async {
-                let stamp = match entry.stamp {
-                    Some(stamp) => stamp.get(),
-                    // A value returned by a write is as fresh as the clock now.
-                    None => redis::cmd("GET")
-                        .arg(&self.keys.epoch)
-                        .query_async::<Option<u64>>(&mut checkout.connection)
-                        .await?
-                        .unwrap_or(0)
-                        .max(self.view.cursor()),
-                };
-                let bytes = envelope::encode_with(
-                    &self.codec,
-                    FillStamp::new(stamp),
-                    freshness,
-                    &entry.tags,
-                    &entry.value,
-                )?;
-                let mut invocation = self.storing(&scripts::PUT, &entry_key);
-                invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
-                stored_or_superseded(&invocation, &mut checkout).await
-            }
-            .await;
-            (checkout, stored)
-        })
-        .await
+        let copy = near.map(|_| (entry.value.clone(), entry.tags.clone()));
+        let (outcome, stamp) = self
+            .run("put", true, |mut checkout| async move {
+                let stored = async {
+                    let stamp = match entry.stamp {
+                        Some(stamp) => stamp.get(),
+                        // A value returned by a write is as fresh as the clock now.
+                        None => redis::cmd("GET")
+                            .arg(&self.keys.epoch)
+                            .query_async::<Option<u64>>(&mut checkout.connection)
+                            .await?
+                            .unwrap_or(0)
+                            .max(self.view.cursor()),
+                    };
+                    let bytes = envelope::encode_with(
+                        &self.codec,
+                        FillStamp::new(stamp),
+                        freshness,
+                        &entry.tags,
+                        &entry.value,
+                    )?;
+                    let mut invocation = self.storing(&scripts::PUT, &entry_key);
+                    invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
+                    let stored = invocation
+                        .invoke_async::<i64>(&mut checkout.connection)
+                        .await?;
+                    let outcome = match stored {
+                        1 => PutOutcome::Stored,
+                        _ => PutOutcome::Superseded,
+                    };
+                    Ok((outcome, stamp))
+                }
+                .await;
+                (checkout, stored)
+            })
+            .await?;
+        if let (PutOutcome::Stored, Some(near), Some((value, tags))) = (outcome, near, copy) {
+            let copy = NearCopy {
+                value,
+                stamp,
+                tags: tags.into_boxed_slice(),
+                freshness,
+                expires_at: NearTier::<V>::deadline(ttl_ms),
+            };
+            near.keep(&key, copy);
+        }
+        Ok(outcome)
     }
 
-    async fn update<V: Serialize>(
+    /// Stores a write's value; with a near tier, the key's copy becomes the stored value.
+    async fn update<V>(
         &self,
         key: CacheKey,
         entry: PutEntry<V>,
-    ) -> Result<PutOutcome, Error> {
+        near: Option<&NearTier<V>>,
+    ) -> Result<PutOutcome, Error>
+    where
+        V: Serialize + Clone + Send + Sync,
+    {
+        if let Some(near) = near {
+            near.copies.remove(&key);
+        }
         let (ttl_ms, freshness) = self.lifetime(&entry).await;
+        let updated = self.update_in_redis(&key, &entry, ttl_ms, freshness).await;
+        // Like an invalidation of the key: the view learns it before a copy is served here again.
+        self.made_change();
+        let tick = updated?;
+        if let (Some(near), Some(tick)) = (near, tick) {
+            let copy = NearCopy {
+                value: entry.value,
+                stamp: tick,
+                tags: entry.tags.into_boxed_slice(),
+                freshness,
+                expires_at: NearTier::<V>::deadline(ttl_ms),
+            };
+            near.keep(&key, copy);
+        }
+        Ok(match tick {
+            Some(_) => PutOutcome::Stored,
+            None => PutOutcome::Superseded,
+        })
+    }
+
+    /// The UPDATE script: the tick the entry was stamped with, or `None` when superseded.
+    async fn update_in_redis<V: Serialize>(
+        &self,
+        key: &CacheKey,
+        entry: &PutEntry<V>,
+        ttl_ms: u64,
+        freshness: Freshness,
+    ) -> Result<Option<u64>, Error> {
         // The stamp is the update's own tick, known only inside the script: encode around a placeholder
         // and let the script splice the tick in.
         let bytes = envelope::encode_with(
@@ -486,8 +703,8 @@ impl<C: Codec> Inner<C> {
             .map(|stamp| stamp.get().to_string())
             .unwrap_or_default();
         let tags: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
-        let entry_key = self.keys.entry(&key);
-        let key_name = key_record(&key);
+        let entry_key = self.keys.entry(key);
+        let key_name = key_record(key);
         self.run("put", true, |mut checkout| async move {
             let mut invocation = self.storing(&scripts::UPDATE, &entry_key);
             invocation
@@ -498,8 +715,13 @@ impl<C: Codec> Inner<C> {
                 .arg(self.max_records)
                 .arg(&key_name)
                 .arg(&tags);
-            let stored = stored_or_superseded(&invocation, &mut checkout).await;
-            (checkout, stored)
+            let tick = invocation
+                .invoke_async::<u64>(&mut checkout.connection)
+                .await;
+            (
+                checkout,
+                tick.map(|at| (at > 0).then_some(at)).map_err(OpError::from),
+            )
         })
         .await
     }
@@ -546,41 +768,47 @@ impl<C: Codec> Inner<C> {
         names: Vec<String>,
         unlink: Option<String>,
     ) -> Result<(), Error> {
-        self.run(operation, false, |mut checkout| async move {
-            let mut invocation = scripts::INVALIDATE.prepare_invoke();
-            invocation
-                .key(&self.keys.epoch)
-                .key(&self.keys.records)
-                .key(&self.keys.floor);
-            if let Some(entry_key) = &unlink {
-                invocation.key(entry_key);
-            }
-            invocation.arg(self.max_records).arg(&names);
-            let recorded = invocation
-                .invoke_async::<u64>(&mut checkout.connection)
-                .await;
-            if let Ok(at) = recorded {
-                tracing::debug!(at, records = names.len(), "invalidation recorded");
-            }
-            (checkout, recorded.map(drop).map_err(OpError::from))
-        })
-        .await
+        let invalidated = self
+            .run(operation, false, |mut checkout| async move {
+                let mut invocation = scripts::INVALIDATE.prepare_invoke();
+                invocation
+                    .key(&self.keys.epoch)
+                    .key(&self.keys.records)
+                    .key(&self.keys.floor);
+                if let Some(entry_key) = &unlink {
+                    invocation.key(entry_key);
+                }
+                invocation.arg(self.max_records).arg(&names);
+                let recorded = invocation
+                    .invoke_async::<u64>(&mut checkout.connection)
+                    .await;
+                if let Ok(at) = recorded {
+                    tracing::debug!(at, records = names.len(), "invalidation recorded");
+                }
+                (checkout, recorded.map(drop).map_err(OpError::from))
+            })
+            .await;
+        self.made_change();
+        invalidated
     }
 
     async fn clear(self: Arc<Self>) -> Result<(), Error> {
         let keys = &self.keys;
-        self.run("clear", false, |mut checkout| async move {
-            let mut invocation = scripts::CLEAR.prepare_invoke();
-            invocation
-                .key(&keys.epoch)
-                .key(&keys.records)
-                .key(&keys.floor);
-            let cleared = invocation
-                .invoke_async::<u64>(&mut checkout.connection)
-                .await;
-            (checkout, cleared.map(drop).map_err(OpError::from))
-        })
-        .await?;
+        let cleared = self
+            .run("clear", false, |mut checkout| async move {
+                let mut invocation = scripts::CLEAR.prepare_invoke();
+                invocation
+                    .key(&keys.epoch)
+                    .key(&keys.records)
+                    .key(&keys.floor);
+                let cleared = invocation
+                    .invoke_async::<u64>(&mut checkout.connection)
+                    .await;
+                (checkout, cleared.map(drop).map_err(OpError::from))
+            })
+            .await;
+        self.made_change();
+        cleared?;
         // Every entry is already gone for readers (the floor). Unlinking them only frees memory, so it runs
         // in the background, one bounded `SCAN` step at a time, matching only this prefix's entries.
         tokio::spawn(async move {
@@ -637,20 +865,6 @@ fn ttl_millis(ttl: Duration) -> u64 {
         .clamp(1, MAX_TTL_MS)
 }
 
-/// Runs a storing script (PUT or UPDATE), which answers 1 when it stored and 0 when superseded.
-async fn stored_or_superseded(
-    invocation: &redis::ScriptInvocation<'_>,
-    checkout: &mut Checkout,
-) -> Result<PutOutcome, OpError> {
-    match invocation
-        .invoke_async::<i64>(&mut checkout.connection)
-        .await?
-    {
-        1 => Ok(PutOutcome::Stored),
-        _ => Ok(PutOutcome::Superseded),
-    }
-}
-
 /// Why an operation failed: Redis (which may retire the connection) or the cache itself.
 enum OpError {
     Redis(RedisError),
@@ -675,6 +889,9 @@ where
     C: Codec,
 {
     fn remove(&self, key: &CacheKey) -> StoreFuture<Result<(), Error>> {
+        if let Some(near) = &self.near {
+            near.copies.remove(key);
+        }
         let inner = Arc::clone(&self.inner);
         let names = vec![key_record(key)];
         let entry_key = inner.keys.entry(key);
@@ -690,6 +907,9 @@ where
     }
 
     fn clear(&self) -> StoreFuture<Result<(), Error>> {
+        if let Some(near) = &self.near {
+            near.copies.clear();
+        }
         let inner = Arc::clone(&self.inner);
         StoreFuture::pending(async move { inner.clear().await })
     }
@@ -701,8 +921,8 @@ where
 
 impl<V, C> Store for RedisStore<V, C>
 where
-    V: Serialize + DeserializeOwned + Send + Sync + 'static,
-    C: Codec,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    C: Codec + 'static,
 {
     type Value = V;
 
@@ -731,22 +951,37 @@ where
         self.inner.view.is_dead(key, tags, stamp.get())
     }
 
+    /// With a near tier: its copy when the view is proven current (no round trip), else Redis.
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
+        if let Some(near) = &self.near {
+            let standing = self.inner.near_standing();
+            if standing == Standing::Renew {
+                self.inner.renew_proof();
+            }
+            if standing != Standing::Unproven {
+                if let Some(found) = self.inner.near_lookup(near, key) {
+                    return StoreFuture::ready(Ok(found));
+                }
+            }
+        }
         let inner = Arc::clone(&self.inner);
+        let near = self.near.clone();
         let key = key.clone();
-        StoreFuture::pending(async move { inner.lookup(key).await })
+        StoreFuture::pending(async move { inner.lookup(key, near.as_deref()).await })
     }
 
     fn put(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
         let inner = Arc::clone(&self.inner);
+        let near = self.near.clone();
         let key = key.clone();
-        StoreFuture::pending(async move { inner.store(key, entry).await })
+        StoreFuture::pending(async move { inner.store(key, entry, near.as_deref()).await })
     }
 
     fn update(&self, key: &CacheKey, entry: PutEntry<V>) -> StoreFuture<Result<PutOutcome, Error>> {
         let inner = Arc::clone(&self.inner);
+        let near = self.near.clone();
         let key = key.clone();
-        StoreFuture::pending(async move { inner.update(key, entry).await })
+        StoreFuture::pending(async move { inner.update(key, entry, near.as_deref()).await })
     }
 }
 

@@ -55,6 +55,12 @@ impl View {
         self.cursor.load(Ordering::Acquire)
     }
 
+    /// Tracking notices the view has accounted for: while the tracking counter is no higher, the view
+    /// knows every invalidation announced on the tracked connections.
+    pub(crate) fn noticed(&self) -> u64 {
+        self.noticed.load(Ordering::Acquire)
+    }
+
     /// True when an invalidation known to the view removes an entry of `key` with `tags` filled at `stamp`.
     /// Call [`catch_up`](Self::catch_up) with the clock read alongside the entry first.
     pub(crate) fn is_dead<'a>(

@@ -13,6 +13,10 @@
 //! # let _ = url;
 //! ```
 
+mod relay;
+
+pub use relay::Relay;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,169 @@
+//! The near tier: copies of Redis entries kept in process, served without a round trip while this
+//! process's view of the invalidations is known to be current.
+//!
+//! A copy carries what the Redis entry carries (its fill stamp, tags and freshness) and is judged like
+//! one: against the [view](crate::view) at the moment it is read. So a copy needs no eviction when an
+//! invalidation arrives: the view's records make it dead. What a copy does need is a view that knows
+//! every invalidation that has returned anywhere; [`Coherence`] decides that:
+//!
+//! - a tracking notice that has arrived but is not yet in the view (an invalidation, a lost or new
+//!   connection) stops every copy from being served until a read through Redis has caught the view up;
+//! - a view is trusted only for [`max_silence`](crate::RedisOptions::near_max_silence) after the last
+//!   round trip that proved it current (a reply on a tracked connection with no notice left to read):
+//!   a connection that goes silent without closing (a partition, a paused process) cannot keep copies
+//!   alive. Past half of it, a hit starts one background round trip to prove it again.
+//!
+//! A copy lives no longer than the Redis entry's remaining TTL (read with it: `PTTL`, in the same round
+//! trip) and at most the tier's capacity of copies are kept, evicted S3-FIFO like the in-process store.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use cache_core::codec::envelope::Freshness;
+use cache_core::CacheKey;
+use cache_memory::{Entries, Expiring};
+use tokio::time::Instant;
+
+/// Name of the variable setting the near tier's capacity in entries (0, the default, turns it off).
+pub const CACHE_NEAR_SIZE: &str = "CACHE_NEAR_SIZE";
+/// Name of the variable setting how long a silent connection may keep near copies served, in ms.
+pub const CACHE_NEAR_MAX_SILENCE_MS: &str = "CACHE_NEAR_MAX_SILENCE_MS";
+/// Default of [`RedisOptions::near_max_silence`](crate::RedisOptions::near_max_silence).
+pub const DEFAULT_NEAR_MAX_SILENCE: Duration = Duration::from_secs(1);
+
+/// One copy of a Redis entry.
+pub(crate) struct NearCopy<V> {
+    pub(crate) value: V,
+    pub(crate) stamp: u64,
+    pub(crate) tags: Box<[String]>,
+    pub(crate) freshness: Freshness,
+    pub(crate) expires_at: Instant,
+}
+
+impl<V> Expiring for NearCopy<V> {
+    fn expires_at(&self) -> Instant {
+        self.expires_at
+    }
+}
+
+/// The copies of one store's values.
+pub(crate) struct NearTier<V> {
+    pub(crate) copies: Entries<NearCopy<V>>,
+}
+
+impl<V> NearTier<V> {
+    pub(crate) fn new(capacity: u64) -> Self {
+        Self {
+            copies: Entries::new(usize::try_from(capacity).unwrap_or(usize::MAX)),
+        }
+    }
+}
+
+impl<V: Send + Sync> NearTier<V> {
+    /// Keeps a copy, replacing the key's previous one.
+    pub(crate) fn keep(&self, key: &CacheKey, copy: NearCopy<V>) {
+        self.copies.insert(key.clone(), copy);
+    }
+
+    /// When a copy made now of an entry Redis keeps for `ttl_ms` more must go.
+    pub(crate) fn deadline(ttl_ms: u64) -> Instant {
+        let now = Instant::now();
+        now.checked_add(Duration::from_millis(ttl_ms))
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
+    }
+}
+
+/// Whether the view of the invalidations may be trusted without asking Redis.
+pub(crate) struct Coherence {
+    /// When the view was last proven current, in ms after `origin` (0: never).
+    proven_at_ms: AtomicU64,
+    proving: AtomicBool,
+    origin: Instant,
+    max_silence_ms: u64,
+}
+
+impl Coherence {
+    pub(crate) fn new(max_silence: Duration) -> Self {
+        Self {
+            proven_at_ms: AtomicU64::new(0),
+            proving: AtomicBool::new(false),
+            origin: Instant::now(),
+            max_silence_ms: u64::try_from(max_silence.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        // +1 so that a proof at the origin is not "never".
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// The view held every invalidation that had returned when a request sent at `sent` left.
+    pub(crate) fn proven(&self, sent: Instant) {
+        self.proven_at_ms.fetch_max(self.ms(sent), Ordering::AcqRel);
+    }
+
+    /// Forgets every proof: the next copy is served only after a round trip proves the view again.
+    pub(crate) fn doubt(&self) {
+        self.proven_at_ms.store(0, Ordering::Release);
+    }
+
+    /// Whether the last proof is recent enough to serve copies, and whether it is old enough to renew.
+    pub(crate) fn standing(&self) -> Standing {
+        let proven = self.proven_at_ms.load(Ordering::Acquire);
+        if proven == 0 {
+            return Standing::Unproven;
+        }
+        let age = self.ms(Instant::now()).saturating_sub(proven);
+        if age >= self.max_silence_ms {
+            Standing::Unproven
+        } else if age >= self.max_silence_ms / 2 {
+            Standing::Renew
+        } else {
+            Standing::Proven
+        }
+    }
+
+    /// Claims the one background renewal; false when one is running.
+    pub(crate) fn start_proving(&self) -> bool {
+        !self.proving.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn done_proving(&self) {
+        self.proving.store(false, Ordering::Release);
+    }
+}
+
+/// See [`Coherence::standing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Serve copies.
+    Proven,
+    /// Serve copies, and prove the view again in the background.
+    Renew,
+    /// Do not serve copies: ask Redis.
+    Unproven,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_proof_lapses_after_the_silence_and_asks_renewal_halfway() {
+        let coherence = Coherence::new(Duration::from_millis(100));
+        assert_eq!(coherence.standing(), Standing::Unproven, "never proven");
+        coherence.proven(Instant::now());
+        assert_eq!(coherence.standing(), Standing::Proven);
+        tokio::time::advance(Duration::from_millis(60)).await;
+        assert_eq!(coherence.standing(), Standing::Renew);
+        tokio::time::advance(Duration::from_millis(40)).await;
+        assert_eq!(coherence.standing(), Standing::Unproven);
+        coherence.proven(Instant::now());
+        coherence.doubt();
+        assert_eq!(coherence.standing(), Standing::Unproven, "doubted");
+    }
+}
