@@ -481,12 +481,14 @@ impl<C: Codec> Inner<C> {
             // Redis pushes clock changes on this connection ahead of this reply: a plain GET, then a look
             // at the notices, is enough.
             let read = if with_ttl {
+                // `ignore_errors`: a wrong type fails the GET alone, and keeps its code.
                 redis::pipe()
+                    .ignore_errors()
                     .get(entry_key)
                     .pttl(entry_key)
-                    .query_async::<(Option<Vec<u8>>, i64)>(conn)
+                    .query_async::<(RedisResult<Option<Vec<u8>>>, i64)>(conn)
                     .await
-                    .map(|(bytes, ttl)| (bytes, u64::try_from(ttl).ok()))
+                    .and_then(|(bytes, ttl)| Ok((bytes?, u64::try_from(ttl).ok())))
             } else {
                 redis::cmd("GET")
                     .arg(entry_key)

@@ -1,0 +1,15 @@
+//! The Redis store's contract tests (`contract/`) again, with a near tier in front of Redis: every
+//! guarantee they check holds with copies served in process.
+
+fn options_under_test() -> cache_redis::RedisOptions {
+    cache_redis::RedisOptions::default().near_capacity(1_000)
+}
+
+#[path = "contract/layer.rs"]
+mod layer;
+#[path = "contract/outage.rs"]
+mod outage;
+#[path = "contract/stale.rs"]
+mod stale;
+#[path = "contract/store.rs"]
+mod store;
