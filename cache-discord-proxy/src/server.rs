@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_discord::{CachedResponse, DiscordBody, DiscordCacheLayer, DiscordRateLimitLayer};
+use cache_core::config::env::ProcessEnv;
+use cache_discord::{
+    CachedResponse, DiscordBody, DiscordCacheLayer, DiscordRateLimitLayer, DEFAULT_NEAR_SIZE,
+};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -38,7 +41,11 @@ impl Proxy {
     /// # Errors
     /// A bad setting, naming its variable.
     pub fn from_env(settings: ProxySettings) -> Result<Self, Error> {
-        let store = EnvStore::<CachedResponse>::from_env()?;
+        // A near tier over Redis unless CACHE_NEAR_SIZE says otherwise: Discord entries are read far
+        // more often than they change, and each near hit saves a round trip.
+        let near = DEFAULT_NEAR_SIZE.to_string();
+        let env = (ProcessEnv, [(cache_redis::CACHE_NEAR_SIZE, near.as_str())]);
+        let store = EnvStore::<CachedResponse>::from_env_source(&env)?;
         let discord = DiscordCacheLayer::from_env(store.clone())?
             .events(cache_core::metrics::MetricsEvents::new("discord"));
         let limits = DiscordRateLimitLayer::from_env()?;

@@ -21,6 +21,11 @@ use crate::{
 /// fill over: longer than a slow Discord answer, short enough that a crashed instance costs little.
 pub const DEFAULT_FILL_LEASE: Duration = Duration::from_secs(5);
 
+/// Entries of the near tier the Discord proxy and demo keep in process in front of Redis when
+/// `CACHE_NEAR_SIZE` is unset: Discord entries are read far more often than they change, and a near hit
+/// costs no round trip. A store without Redis has no near tier.
+pub const DEFAULT_NEAR_SIZE: u64 = 10_000;
+
 /// A tower layer caching Discord reads in `St` over any `http` client, with the invalidation helpers.
 /// Cheap to clone; clones share the store, the policy and the counters.
 ///

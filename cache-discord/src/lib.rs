@@ -182,7 +182,7 @@ pub use buffer::{BufferResponse, BufferResponseLayer};
 pub use channel_index::ChannelIndex;
 pub use credential::{Credential, UserKey};
 pub use error::Error;
-pub use layer::{DiscordCacheLayer, DEFAULT_FILL_LEASE};
+pub use layer::{DiscordCacheLayer, DEFAULT_FILL_LEASE, DEFAULT_NEAR_SIZE};
 pub use policy::{DiscordPolicy, DiscordRead, DiscordWrite};
 pub use ratelimit::{DiscordRateLimit, DiscordRateLimitLayer, RateLimitConfig, RateLimitError};
 pub use response::{is_kept_header, CachedResponse};

@@ -38,6 +38,8 @@ pub(crate) struct NearCopy<V> {
     pub(crate) tags: Box<[String]>,
     pub(crate) freshness: Freshness,
     pub(crate) expires_at: Instant,
+    /// The view's version at which the copy was last found alive (0: never checked).
+    pub(crate) alive_at: AtomicU64,
 }
 
 impl<V> Expiring for NearCopy<V> {
@@ -111,13 +113,14 @@ impl Coherence {
         self.proven_at_ms.store(0, Ordering::Release);
     }
 
-    /// Whether the last proof is recent enough to serve copies, and whether it is old enough to renew.
-    pub(crate) fn standing(&self) -> Standing {
+    /// Whether the last proof is recent enough at `now` to serve copies, and whether it is old enough
+    /// to renew.
+    pub(crate) fn standing(&self, now: Instant) -> Standing {
         let proven = self.proven_at_ms.load(Ordering::Acquire);
         if proven == 0 {
             return Standing::Unproven;
         }
-        let age = self.ms(Instant::now()).saturating_sub(proven);
+        let age = self.ms(now).saturating_sub(proven);
         if age >= self.max_silence_ms {
             Standing::Unproven
         } else if age >= self.max_silence_ms / 2 {
@@ -155,15 +158,23 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_proof_lapses_after_the_silence_and_asks_renewal_halfway() {
         let coherence = Coherence::new(Duration::from_millis(100));
-        assert_eq!(coherence.standing(), Standing::Unproven, "never proven");
+        assert_eq!(
+            coherence.standing(Instant::now()),
+            Standing::Unproven,
+            "never proven"
+        );
         coherence.proven(Instant::now());
-        assert_eq!(coherence.standing(), Standing::Proven);
+        assert_eq!(coherence.standing(Instant::now()), Standing::Proven);
         tokio::time::advance(Duration::from_millis(60)).await;
-        assert_eq!(coherence.standing(), Standing::Renew);
+        assert_eq!(coherence.standing(Instant::now()), Standing::Renew);
         tokio::time::advance(Duration::from_millis(40)).await;
-        assert_eq!(coherence.standing(), Standing::Unproven);
+        assert_eq!(coherence.standing(Instant::now()), Standing::Unproven);
         coherence.proven(Instant::now());
         coherence.doubt();
-        assert_eq!(coherence.standing(), Standing::Unproven, "doubted");
+        assert_eq!(
+            coherence.standing(Instant::now()),
+            Standing::Unproven,
+            "doubted"
+        );
     }
 }

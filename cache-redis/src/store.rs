@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -325,11 +326,11 @@ impl<C: Codec> Inner<C> {
 
     /// Whether near copies may be served: no tracking notice waits to be read into the view, and a
     /// recent round trip proved the view current.
-    fn near_standing(&self) -> Standing {
+    fn near_standing(&self, now: tokio::time::Instant) -> Standing {
         if !self.tracking.enabled() || self.tracking.notices() > self.view.noticed() {
             return Standing::Unproven;
         }
-        self.coherence.standing()
+        self.coherence.standing(now)
     }
 
     /// A round trip on a tracked connection, sent at `sent`, has come back and the view caught up with
@@ -390,14 +391,20 @@ impl<C: Codec> Inner<C> {
         &self,
         near: &NearTier<V>,
         key: &CacheKey,
+        now: tokio::time::Instant,
     ) -> Option<Lookup<V>> {
+        let version = self.view.version();
         near.copies.read(key, |copy| {
-            if tokio::time::Instant::now() >= copy.expires_at
-                || self
-                    .view
-                    .is_dead(key, copy.tags.iter().map(String::as_str), copy.stamp)
-            {
+            if now >= copy.expires_at {
                 return None;
+            }
+            // Judged against the records once per change of them, not on every hit.
+            if copy.alive_at.load(Ordering::Relaxed) != version {
+                let tags = copy.tags.iter().map(String::as_str);
+                if self.view.is_dead(key, tags, copy.stamp) {
+                    return None;
+                }
+                copy.alive_at.store(version, Ordering::Relaxed);
             }
             if !copy.freshness.is_always() && self.clock.wants_sync() {
                 return None; // Redis's clock is due a measurement: the Redis path takes it
@@ -551,6 +558,7 @@ impl<C: Codec> Inner<C> {
                 tags: raw.tags().map(str::to_owned).collect(),
                 freshness: raw.freshness,
                 expires_at: NearTier::<V>::deadline(ttl_ms),
+                alive_at: AtomicU64::new(0),
             };
             near.keep(key, copy);
         }
@@ -639,6 +647,7 @@ impl<C: Codec> Inner<C> {
                 tags: tags.into_boxed_slice(),
                 freshness,
                 expires_at: NearTier::<V>::deadline(ttl_ms),
+                alive_at: AtomicU64::new(0),
             };
             near.keep(&key, copy);
         }
@@ -670,6 +679,7 @@ impl<C: Codec> Inner<C> {
                 tags: entry.tags.into_boxed_slice(),
                 freshness,
                 expires_at: NearTier::<V>::deadline(ttl_ms),
+                alive_at: AtomicU64::new(0),
             };
             near.keep(&key, copy);
         }
@@ -956,12 +966,13 @@ where
     /// With a near tier: its copy when the view is proven current (no round trip), else Redis.
     fn get(&self, key: &CacheKey) -> StoreFuture<Result<Lookup<V>, Error>> {
         if let Some(near) = &self.near {
-            let standing = self.inner.near_standing();
+            let now = tokio::time::Instant::now();
+            let standing = self.inner.near_standing(now);
             if standing == Standing::Renew {
                 self.inner.renew_proof();
             }
             if standing != Standing::Unproven {
-                if let Some(found) = self.inner.near_lookup(near, key) {
+                if let Some(found) = self.inner.near_lookup(near, key, now) {
                     return StoreFuture::ready(Ok(found));
                 }
             }

@@ -32,6 +32,9 @@ pub(crate) struct View {
     records: RwLock<InvalidationRecords>,
     catching_up: tokio::sync::Mutex<()>,
     max_records: usize,
+    /// Bumped after every change of `records`: what was judged alive at a version stays alive while
+    /// the version holds, so a near copy is checked against the records once per change, not per hit.
+    version: AtomicU64,
 }
 
 impl View {
@@ -43,6 +46,7 @@ impl View {
             records: RwLock::default(),
             catching_up: tokio::sync::Mutex::new(()),
             max_records: max_records.max(2),
+            version: AtomicU64::new(1),
         }
     }
 
@@ -53,6 +57,11 @@ impl View {
     /// restart (its clock key gone), so new entries are not mistaken for old ones.
     pub(crate) fn cursor(&self) -> u64 {
         self.cursor.load(Ordering::Acquire)
+    }
+
+    /// The records' version (see the field).
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Tracking notices the view has accounted for: while the tracking counter is no higher, the view
@@ -189,6 +198,8 @@ impl View {
         }
         records.raise_floor(floor);
         records.cap(self.max_records);
+        drop(records);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 
     #[cfg(test)]

@@ -503,6 +503,133 @@ async fn redis_scenarios(url: &str) -> Result<(), BoxError> {
         (total / rounds).as_secs_f64() * 1e3,
         worst.as_secs_f64() * 1e3
     );
+    near_scenarios(url, &options).await?;
+    stampede_two_instances(url, &options).await?;
+    Ok(())
+}
+
+/// The near tier: its hits against the memory store's (both through the layer), and how soon a copy in
+/// one instance stops being served after another invalidates it.
+async fn near_scenarios(url: &str, options: &RedisOptions) -> Result<(), BoxError> {
+    let backend = Backend::Redis;
+    let near = || RedisStore::<String>::connect(url, options.clone().near_capacity(KEYS * 2));
+    let answer = || service_fn(|_: u64| async { Ok::<_, std::convert::Infallible>(value()) });
+    let near_service = CacheLayer::new(near()?, hit_policy()).layer(answer());
+    let memory_service =
+        CacheLayer::new(MemoryStore::<String>::new(KEYS * 2), hit_policy()).layer(answer());
+    for id in 0..KEYS {
+        near_service.clone().oneshot(id).await?;
+        near_service.clone().oneshot(id).await?;
+        memory_service.clone().oneshot(id).await?;
+    }
+    let ops = 2_000_000;
+    let (subject, baseline) = best_of(
+        || sequential(ops, LayerGet(near_service.clone())),
+        || sequential(ops, LayerGet(memory_service.clone())),
+    )
+    .await;
+    print_ratio(
+        "near_hit_vs_memory_hit_sequential",
+        backend,
+        subject,
+        baseline,
+    );
+    let (subject, baseline) = best_of(
+        || concurrent(ops * 2, || LayerGet(near_service.clone())),
+        || concurrent(ops * 2, || LayerGet(memory_service.clone())),
+    )
+    .await;
+    print_ratio(
+        "near_hit_vs_memory_hit_64_tasks",
+        backend,
+        subject,
+        baseline,
+    );
+
+    // Coherence window: A invalidates the tag of an entry B holds a copy of; from the moment
+    // `invalidate_tags` returns in A, B reads until its copy is no longer served.
+    let (a, b) = (near()?, near()?);
+    let key = CacheKey::from("coherence");
+    let mut windows = Vec::with_capacity(1_000);
+    for round in 0..1_000 {
+        let tag = format!("coherence:{round}");
+        let entry = PutEntry {
+            value: value(),
+            ttl: Duration::from_secs(60),
+            stale: cache_core::StalePeriods::NONE,
+            tags: vec![tag.clone()],
+            stamp: None,
+        };
+        a.put(&key, entry).await?;
+        // B copies the entry from Redis, then serves it from its near tier.
+        while !matches!(b.get(&key).await?, cache_core::Lookup::Hit { .. }) {}
+        a.invalidate_tags(&[tag]).await?;
+        let returned = Instant::now();
+        while matches!(b.get(&key).await?, cache_core::Lookup::Hit { .. }) {
+            tokio::task::yield_now().await;
+        }
+        windows.push(returned.elapsed());
+    }
+    windows.sort_unstable();
+    let at = |quantile: f64| windows[((windows.len() - 1) as f64 * quantile) as usize];
+    println!(
+        "{{\"scenario\":\"near_coherence_window\",\"backend\":\"redis\",\"invalidations\":{},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1}}}",
+        windows.len(),
+        at(0.5).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        windows[windows.len() - 1].as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
+/// 500 concurrent callers of one cold key in each of two instances (own stores, own in-process
+/// flights) sharing one Redis, the inner service taking 20 ms: with shared single flight, and without.
+async fn stampede_two_instances(url: &str, options: &RedisOptions) -> Result<(), BoxError> {
+    for shared in [true, false] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let instance = |prefix: &str| -> Result<_, BoxError> {
+            let counted = Arc::clone(&calls);
+            let slow = service_fn(move |_: u64| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok::<_, std::convert::Infallible>(value())
+                }
+            });
+            let store = RedisStore::<String>::connect(
+                url,
+                options.clone().key_prefix(prefix)?.near_capacity(KEYS),
+            )?;
+            let layer = CacheLayer::new(store, hit_policy());
+            let layer = if shared {
+                layer.shared_single_flight(Duration::from_secs(5))
+            } else {
+                layer
+            };
+            Ok(layer.layer(slow))
+        };
+        let prefix = if shared {
+            "stampede-shared:"
+        } else {
+            "stampede-local:"
+        };
+        let (one, two) = (instance(prefix)?, instance(prefix)?);
+        let started = Instant::now();
+        let callers: Vec<_> = (0..1_000)
+            .map(|i| {
+                let service = if i % 2 == 0 { one.clone() } else { two.clone() };
+                tokio::spawn(service.oneshot(7))
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("caller").expect("answer");
+        }
+        println!(
+            "{{\"scenario\":\"stampede_two_instances\",\"backend\":\"redis\",\"shared_single_flight\":{shared},\"inner_calls\":{},\"ms\":{:.2}}}",
+            calls.load(Ordering::SeqCst),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 

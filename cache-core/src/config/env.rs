@@ -50,6 +50,26 @@ impl<const N: usize> Environment for [(&str, &str); N] {
     }
 }
 
+/// The first source, then the second for what the first leaves unset: an application's own defaults
+/// under the process environment.
+///
+/// ```
+/// use cache_core::config::env::{Environment, ProcessEnv};
+///
+/// let env = (ProcessEnv, [("CACHE_NEAR_SIZE", "10000")]);
+/// # std::env::remove_var("CACHE_NEAR_SIZE");
+/// assert_eq!(env.var("CACHE_NEAR_SIZE")?.as_deref(), Some("10000"));
+/// # Ok::<(), cache_core::Error>(())
+/// ```
+impl<A: Environment, B: Environment> Environment for (A, B) {
+    fn var(&self, name: &str) -> Result<Option<String>, Error> {
+        match self.0.var(name)? {
+            Some(value) => Ok(Some(value)),
+            None => self.1.var(name),
+        }
+    }
+}
+
 /// Builds the error for a bad value of `variable`.
 pub fn invalid(variable: &str, value: &str, reason: impl Into<String>) -> Error {
     Error::InvalidConfig {

@@ -168,7 +168,7 @@ type CachedRun = (
 // Redis when REDIS_URL is set (two demo processes on one Redis share entries and one rate-limit
 // budget), in process otherwise.
 async fn cached_run(plan: &Plan) -> Result<CachedRun, BoxError> {
-    let store = EnvStore::<CachedResponse>::from_env()?;
+    let store = EnvStore::<CachedResponse>::from_env_source(&DemoEnv)?;
     let backend = store.backend();
     // The CACHE_DISCORD_* rate-limit variables apply.
     let limits = DiscordRateLimitLayer::from_env_source(&DemoEnv)?;

@@ -13,7 +13,7 @@ use cache_discord::{
 };
 
 /// The demo's values of the cache's variables, in seconds.
-const DEMO_DEFAULTS: [(&str, &str); 7] = [
+const DEMO_DEFAULTS: [(&str, &str); 8] = [
     (CACHE_DISCORD_USER_GUILDS_TTL, "3"),
     (CACHE_DISCORD_BOT_GUILDS_TTL, "15"),
     (CACHE_DISCORD_CHANNELS_TTL, "3"),
@@ -23,6 +23,8 @@ const DEMO_DEFAULTS: [(&str, &str); 7] = [
     (CACHE_DISCORD_STALE_WHILE_REVALIDATE, "1"),
     // A minute past the TTL, longer than the run: answer when Discord rate limits or fails.
     (CACHE_DISCORD_STALE_IF_ERROR, "60"),
+    // With REDIS_URL: a near tier in front of Redis (cache_discord::DEFAULT_NEAR_SIZE entries).
+    (cache_redis::CACHE_NEAR_SIZE, "10000"),
 ];
 
 /// The process environment, falling back to [`DEMO_DEFAULTS`].
