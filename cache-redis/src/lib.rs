@@ -26,6 +26,8 @@
 //! | `CACHE_REDIS_POOL_SIZE` | `1` | pooled connections, each multiplexed across concurrent requests |
 //! | `CACHE_REDIS_INVALIDATION_RECORDS` | `10000` | invalidations remembered (see below) |
 //! | `CACHE_REDIS_TLS_CA_FILE` | system roots | PEM file of the authorities to trust for `rediss://` |
+//! | `CACHE_NEAR_SIZE` | `0` (off) | entries copied in process in front of Redis ([near tier](#near-tier)) |
+//! | `CACHE_NEAR_MAX_SILENCE_MS` | `1000` | how long copies stay servable after the last round trip that proved them current |
 //!
 //! # How it keeps the contract
 //!
@@ -70,6 +72,35 @@
 //!
 //! The scripts touch several keys of one prefix, all in one hash slot thanks to the braces; Redis Cluster
 //! therefore serves a whole prefix from one shard.
+//!
+//! # Near tier
+//!
+//! With [`RedisOptions::near_capacity`] (`CACHE_NEAR_SIZE`), the store keeps copies of the entries it
+//! reads and writes in process (at most that many, evicted S3-FIFO as in `cache-memory`) and answers
+//! from them with no round trip: a near hit costs about what an in-process hit does. A copy lives no
+//! longer than the Redis entry's remaining TTL (`PTTL`, read in the same round trip as the entry), and
+//! carries the entry's stamp and tags, so it is judged against the same [view](#invalidations) of the
+//! invalidations as a Redis hit. Copies are served only while that view is *proven current*:
+//!
+//! - **An invalidation anywhere ends the copies it concerns as soon as its notice arrives.** Redis
+//!   pushes the clock's change to every process (client tracking); from the moment the notice is read,
+//!   no copy is served until a read through Redis has brought the view up to date. In the process that
+//!   invalidated (or removed, updated, cleared), that happens the moment the call returns. Measured on
+//!   loopback (`near_coherence_window` in `benches/`): from `invalidate_tags` returning in one instance
+//!   to another instance's copy no longer being served, 0.38 to 0.45 ms at the median, 0.6 to 0.8 ms at
+//!   p99, over 1,000 invalidations; most of it is the reading instance's own round trip.
+//! - **A silent connection does not keep copies alive.** The view counts as proven for
+//!   `CACHE_NEAR_MAX_SILENCE_MS` (1 s) after the last round trip that came back with no notice left to
+//!   read; halfway through, a hit sends one `PING` in the background to prove it again. A connection
+//!   that hangs without closing (a partition, a paused Redis) therefore stops near hits within that
+//!   bound, and reads then go to Redis and fail open. This bound is the longest a near copy can be
+//!   served after an invalidation, whatever happens to the network; without trouble, it is the notice's
+//!   delivery time above.
+//! - **No stale read after a reconnect.** A lost or new connection is itself a notice: before copies
+//!   are served again, the view reads every invalidation record newer than what it knew; where the
+//!   records were trimmed past that, it raises its floor and every copy older than it is gone.
+//! - Entries written or deleted in Redis behind the store's back (by hand, `FLUSHDB`) are not
+//!   announced: a copy of them lasts at most its TTL. Without client tracking there is no near tier.
 //!
 //! # TLS
 //!

@@ -49,8 +49,9 @@ impl<V> EnvStore<V>
 where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    /// Redis at `REDIS_URL` (settings from [`RedisOptions::from_env_source`]) when it is set and not
-    /// empty; otherwise memory (`CACHE_MEMORY_SIZE`).
+    /// Redis at `REDIS_URL` (settings from [`RedisOptions::from_env_source`], a near tier in front of
+    /// it when `CACHE_NEAR_SIZE` is above 0) when it is set and not empty; otherwise memory
+    /// (`CACHE_MEMORY_SIZE`).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first variable whose value is bad.
