@@ -87,8 +87,8 @@
 //!   no copy is served until a read through Redis has brought the view up to date. In the process that
 //!   invalidated (or removed, updated, cleared), that happens the moment the call returns. Measured on
 //!   loopback (`near_coherence_window` in `benches/`): from `invalidate_tags` returning in one instance
-//!   to another instance's copy no longer being served, 0.38 to 0.45 ms at the median, 0.6 to 0.8 ms at
-//!   p99, over 1,000 invalidations; most of it is the reading instance's own round trip.
+//!   to another instance's copy no longer being served, 0.33 to 0.36 ms at the median, 0.55 to 0.72 ms
+//!   at p99, over 1,000 invalidations; most of it is the reading instance's own round trip.
 //! - **A silent connection does not keep copies alive.** The view counts as proven for
 //!   `CACHE_NEAR_MAX_SILENCE_MS` (1 s) after the last round trip that came back with no notice left to
 //!   read; halfway through, a hit sends one `PING` in the background to prove it again. A connection

@@ -406,11 +406,16 @@ impl<C: Codec> Inner<C> {
                 }
                 copy.alive_at.store(version, Ordering::Relaxed);
             }
-            if !copy.freshness.is_always() && self.clock.wants_sync() {
-                return None; // Redis's clock is due a measurement: the Redis path takes it
-            }
+            // Redis's clock is read only for entries with stale periods.
+            let stale = if copy.freshness.is_always() {
+                None
+            } else if self.clock.wants_sync() {
+                return None; // due a measurement: the Redis path takes it
+            } else {
+                copy.freshness.stale_at(self.clock.now_ms())
+            };
             let value = copy.value.clone();
-            Some(match copy.freshness.stale_at(self.clock.now_ms()) {
+            Some(match stale {
                 None => Lookup::Hit {
                     value,
                     stamp: FillStamp::new(copy.stamp),

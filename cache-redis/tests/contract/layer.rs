@@ -295,7 +295,7 @@ async fn shared_single_flight_makes_one_call_across_processes() {
     let second = shared_flight_layer(&server, Duration::from_secs(5))
         .layer(upstream(&calls, Duration::from_millis(200)));
     let mut callers = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..500 {
         callers.push(tokio::spawn(first.clone().oneshot(1)));
         callers.push(tokio::spawn(second.clone().oneshot(1)));
     }
@@ -318,7 +318,8 @@ async fn shared_single_flight_makes_one_call_across_processes() {
 async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
     let server = RedisServer::start();
     let lease = Duration::from_millis(300);
-    // The first process claims the fill and never finishes it.
+    // The first process claims the fill and never finishes it, nor gives the claim back: to Redis, a
+    // process killed mid-fill looks the same.
     let hung = service_fn(|_: u64| std::future::pending::<Result<String, BoxError>>());
     let first = shared_flight_layer(&server, lease).layer(hung);
     let stuck = tokio::spawn(first.oneshot(1));
@@ -331,12 +332,29 @@ async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let calls = Calls::default();
-    let second = shared_flight_layer(&server, lease).layer(upstream(&calls, Duration::ZERO));
-    let answer = tokio::time::timeout(Duration::from_secs(10), second.oneshot(1))
-        .await
-        .expect("the second process does not wait for ever");
-    assert_eq!(answer.unwrap(), "value 1 #1");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "it took the fill over");
+    let fill = Duration::from_millis(100);
+    let second = shared_flight_layer(&server, lease).layer(upstream(&calls, fill));
+    let started = std::time::Instant::now();
+    let callers: Vec<_> = (0..500)
+        .map(|_| tokio::spawn(second.clone().oneshot(1)))
+        .collect();
+    for caller in callers {
+        let answer = tokio::time::timeout(Duration::from_secs(10), caller)
+            .await
+            .expect("no caller of the second process waits for ever");
+        assert_eq!(answer.unwrap().unwrap(), "value 1 #1");
+    }
+    let took = started.elapsed();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "it took the fill over, once"
+    );
+    // The bound: the lease, then one fill (a second of slack for a loaded machine).
+    assert!(
+        took < lease + fill + Duration::from_secs(1),
+        "took {took:?}"
+    );
     stuck.abort();
 }
 
