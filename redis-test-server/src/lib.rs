@@ -13,8 +13,10 @@
 //! # let _ = url;
 //! ```
 
+mod cluster;
 mod relay;
 
+pub use cluster::{ClusterNode, RedisCluster};
 pub use relay::Relay;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -43,6 +45,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     tls: Option<TlsFiles>,
+    /// Further `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -63,6 +67,11 @@ impl RedisServer {
     }
 
     fn launch(tls: bool) -> Self {
+        Self::launch_with(tls, Vec::new())
+    }
+
+    /// A plain server started with further arguments.
+    pub(crate) fn launch_with(tls: bool, extra: Vec<String>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("redis-test-")
             .tempdir()
@@ -73,9 +82,15 @@ impl RedisServer {
             port: free_port(),
             dir,
             tls,
+            extra,
         };
         server.spawn();
         server
+    }
+
+    /// Whether the process is running (not killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// `redis://127.0.0.1:<port>`, or `rediss://localhost:<port>` for a TLS server.
@@ -181,6 +196,7 @@ impl RedisServer {
             "no",
         ]);
         command.arg("--dir").arg(dir).arg("--logfile").arg(&log);
+        command.args(&self.extra);
         if self.tls.is_some() {
             command.args([
                 "--port",
