@@ -99,8 +99,10 @@
 //! - **No stale read after a reconnect.** A lost or new connection is itself a notice: before copies
 //!   are served again, the view reads every invalidation record newer than what it knew; where the
 //!   records were trimmed past that, it raises its floor and every copy older than it is gone.
-//! - Entries written or deleted in Redis behind the store's back (by hand, `FLUSHDB`) are not
-//!   announced: a copy of them lasts at most its TTL. Without client tracking there is no near tier.
+//!   If Redis lost the invalidation clock itself (a restart without persistence, `FLUSHDB`, an
+//!   eviction), no one can tell what was invalidated just before: every copy made before is dropped.
+//! - Entries written or deleted in Redis behind the store's back (by hand) are not announced: a copy
+//!   of them lasts at most its TTL. Without client tracking there is no near tier.
 //!
 //! # TLS
 //!

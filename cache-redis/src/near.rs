@@ -40,6 +40,8 @@ pub(crate) struct NearCopy<V> {
     pub(crate) expires_at: Instant,
     /// The view's version at which the copy was last found alive (0: never checked).
     pub(crate) alive_at: AtomicU64,
+    /// The view's history generation when the copy was made.
+    pub(crate) history: u64,
 }
 
 impl<V> Expiring for NearCopy<V> {
@@ -67,11 +69,11 @@ impl<V: Send + Sync> NearTier<V> {
         self.copies.insert(key.clone(), copy);
     }
 
-    /// When a copy made now of an entry Redis keeps for `ttl_ms` more must go.
-    pub(crate) fn deadline(ttl_ms: u64) -> Instant {
-        let now = Instant::now();
-        now.checked_add(Duration::from_millis(ttl_ms))
-            .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600))
+    /// When a copy must go, of an entry Redis kept for `ttl_ms` more as of a request sent at `sent`
+    /// (Redis's countdown started after that).
+    pub(crate) fn deadline(sent: Instant, ttl_ms: u64) -> Instant {
+        sent.checked_add(Duration::from_millis(ttl_ms))
+            .unwrap_or(sent + Duration::from_secs(100 * 365 * 24 * 3600))
     }
 }
 
@@ -80,6 +82,8 @@ pub(crate) struct Coherence {
     /// When the view was last proven current, in ms after `origin` (0: never).
     proven_at_ms: AtomicU64,
     proving: AtomicBool,
+    /// When the last background proof started, in ms after `origin`.
+    attempted_at_ms: AtomicU64,
     origin: Instant,
     max_silence_ms: u64,
 }
@@ -89,6 +93,7 @@ impl Coherence {
         Self {
             proven_at_ms: AtomicU64::new(0),
             proving: AtomicBool::new(false),
+            attempted_at_ms: AtomicU64::new(0),
             origin: Instant::now(),
             max_silence_ms: u64::try_from(max_silence.as_millis())
                 .unwrap_or(u64::MAX)
@@ -130,9 +135,20 @@ impl Coherence {
         }
     }
 
-    /// Claims the one background renewal; false when one is running.
-    pub(crate) fn start_proving(&self) -> bool {
-        !self.proving.swap(true, Ordering::AcqRel)
+    /// Claims the one background renewal at `now`: false when one is running, or one started within
+    /// an eighth of the silence bound (a renewal that could not prove anything is not retried on every
+    /// hit). The claimer must call [`done_proving`](Self::done_proving), from a guard.
+    pub(crate) fn start_proving(&self, now: Instant) -> bool {
+        let now_ms = self.ms(now);
+        let last = self.attempted_at_ms.load(Ordering::Acquire);
+        if last != 0 && now_ms.saturating_sub(last) < (self.max_silence_ms / 8).max(1) {
+            return false;
+        }
+        if self.proving.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.attempted_at_ms.store(now_ms, Ordering::Release);
+        true
     }
 
     pub(crate) fn done_proving(&self) {

@@ -349,19 +349,20 @@ impl<C: Codec> Inner<C> {
     }
 
     /// Proves the view current in the background, one round trip at a time.
-    fn renew_proof(self: &Arc<Self>)
+    fn renew_proof(self: &Arc<Self>, now: tokio::time::Instant)
     where
         C: 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if !self.coherence.start_proving() {
+        if !self.coherence.start_proving(now) {
             return;
         }
-        let owned = Arc::clone(self);
+        // Ends the claim however the task ends: finished, panicked, or dropped unpolled.
+        let proving = Proving(Arc::clone(self));
         runtime.spawn(async move {
-            let inner = &*owned;
+            let inner = &*proving.0;
             let proved = inner
                 .run("prove", true, |mut checkout| async move {
                     let sent = tokio::time::Instant::now();
@@ -379,7 +380,6 @@ impl<C: Codec> Inner<C> {
                     (checkout, proved.map_err(OpError::from))
                 })
                 .await;
-            inner.coherence.done_proving();
             if let Err(error) = proved {
                 tracing::debug!(error = %error, "near tier: the invalidation view could not be proven current");
             }
@@ -393,9 +393,9 @@ impl<C: Codec> Inner<C> {
         key: &CacheKey,
         now: tokio::time::Instant,
     ) -> Option<Lookup<V>> {
-        let version = self.view.version();
+        let (version, history) = (self.view.version(), self.view.history());
         near.copies.read(key, |copy| {
-            if now >= copy.expires_at {
+            if now >= copy.expires_at || copy.history != history {
                 return None;
             }
             // Judged against the records once per change of them, not on every hit.
@@ -463,6 +463,7 @@ impl<C: Codec> Inner<C> {
     {
         let entry_key = self.keys.entry(&key);
         let with_ttl = near.is_some();
+        let (sent, history) = (tokio::time::Instant::now(), self.view.history());
         let (bytes, clock, ttl_ms) = self
             .run("get", true, |mut checkout| async move {
                 let fetched = self.fetch(&mut checkout, &entry_key, with_ttl).await;
@@ -474,7 +475,13 @@ impl<C: Codec> Inner<C> {
         let Some(bytes) = bytes else {
             return Ok(Lookup::Miss { stamp });
         };
-        let near = near.zip(ttl_ms.filter(|&ms| ms > 0));
+        let near = near
+            .zip(ttl_ms.filter(|&ms| ms > 0))
+            .map(|(tier, ttl_ms)| NearFill {
+                tier,
+                expires_at: NearTier::<V>::deadline(sent, ttl_ms),
+                history,
+            });
         Ok(self.read_entry(&key, &bytes, stamp, near).await)
     }
 
@@ -535,7 +542,7 @@ impl<C: Codec> Inner<C> {
         key: &CacheKey,
         bytes: &[u8],
         stamp: FillStamp,
-        near: Option<(&NearTier<V>, u64)>,
+        near: Option<NearFill<'_, V>>,
     ) -> Lookup<V>
     where
         V: DeserializeOwned + Clone + Send + Sync,
@@ -556,16 +563,17 @@ impl<C: Codec> Inner<C> {
         if !raw.freshness.is_always() {
             self.sync_clock_if_due().await;
         }
-        if let Some((near, ttl_ms)) = near {
+        if let Some(near) = near {
             let copy = NearCopy {
                 value: value.clone(),
                 stamp: raw.stamp.get(),
                 tags: raw.tags().map(str::to_owned).collect(),
                 freshness: raw.freshness,
-                expires_at: NearTier::<V>::deadline(ttl_ms),
+                expires_at: near.expires_at,
                 alive_at: AtomicU64::new(0),
+                history: near.history,
             };
-            near.keep(key, copy);
+            near.tier.keep(key, copy);
         }
         match raw.freshness.stale_at(self.clock.now_ms()) {
             None => Lookup::Hit {
@@ -610,6 +618,7 @@ impl<C: Codec> Inner<C> {
         names.push(key_record(&key));
         let entry_key = self.keys.entry(&key);
         let copy = near.map(|_| (entry.value.clone(), entry.tags.clone()));
+        let (sent, history) = (tokio::time::Instant::now(), self.view.history());
         let (outcome, stamp) = self
             .run("put", true, |mut checkout| async move {
                 let stored = async {
@@ -651,8 +660,9 @@ impl<C: Codec> Inner<C> {
                 stamp,
                 tags: tags.into_boxed_slice(),
                 freshness,
-                expires_at: NearTier::<V>::deadline(ttl_ms),
+                expires_at: NearTier::<V>::deadline(sent, ttl_ms),
                 alive_at: AtomicU64::new(0),
+                history,
             };
             near.keep(&key, copy);
         }
@@ -673,6 +683,7 @@ impl<C: Codec> Inner<C> {
             near.copies.remove(&key);
         }
         let (ttl_ms, freshness) = self.lifetime(&entry).await;
+        let (sent, history) = (tokio::time::Instant::now(), self.view.history());
         let updated = self.update_in_redis(&key, &entry, ttl_ms, freshness).await;
         // Like an invalidation of the key: the view learns it before a copy is served here again.
         self.made_change();
@@ -683,8 +694,9 @@ impl<C: Codec> Inner<C> {
                 stamp: tick,
                 tags: entry.tags.into_boxed_slice(),
                 freshness,
-                expires_at: NearTier::<V>::deadline(ttl_ms),
+                expires_at: NearTier::<V>::deadline(sent, ttl_ms),
                 alive_at: AtomicU64::new(0),
+                history,
             };
             near.keep(&key, copy);
         }
@@ -882,6 +894,23 @@ fn ttl_millis(ttl: Duration) -> u64 {
         .clamp(1, MAX_TTL_MS)
 }
 
+/// Where a read keeps its copy: the tier, when the copy must go, and the view's history generation
+/// before the read was sent.
+struct NearFill<'a, V> {
+    tier: &'a NearTier<V>,
+    expires_at: tokio::time::Instant,
+    history: u64,
+}
+
+/// A background proof of the view, running: its claim ends when this is dropped.
+struct Proving<C: Codec>(Arc<Inner<C>>);
+
+impl<C: Codec> Drop for Proving<C> {
+    fn drop(&mut self) {
+        self.0.coherence.done_proving();
+    }
+}
+
 /// Why an operation failed: Redis (which may retire the connection) or the cache itself.
 enum OpError {
     Redis(RedisError),
@@ -974,7 +1003,7 @@ where
             let now = tokio::time::Instant::now();
             let standing = self.inner.near_standing(now);
             if standing == Standing::Renew {
-                self.inner.renew_proof();
+                self.inner.renew_proof(now);
             }
             if standing != Standing::Unproven {
                 if let Some(found) = self.inner.near_lookup(near, key, now) {

@@ -32,9 +32,12 @@ pub(crate) struct View {
     records: RwLock<InvalidationRecords>,
     catching_up: tokio::sync::Mutex<()>,
     max_records: usize,
-    /// Bumped after every change of `records`: what was judged alive at a version stays alive while
-    /// the version holds, so a near copy is checked against the records once per change, not per hit.
+    /// Bumped after every change of `records` or `cursor`: what was judged alive at a version stays
+    /// alive while the version holds, so a near copy is checked once per change, not per hit.
     version: AtomicU64,
+    /// Bumped when Redis turns out to have lost the invalidation history (its clock key gone while the
+    /// view had seen it): near copies made before cannot be judged and are dropped.
+    history: AtomicU64,
 }
 
 impl View {
@@ -47,6 +50,7 @@ impl View {
             catching_up: tokio::sync::Mutex::new(()),
             max_records: max_records.max(2),
             version: AtomicU64::new(1),
+            history: AtomicU64::new(0),
         }
     }
 
@@ -62,6 +66,11 @@ impl View {
     /// The records' version (see the field).
     pub(crate) fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
+    }
+
+    /// The history's generation (see the field): a near copy made under another is dropped.
+    pub(crate) fn history(&self) -> u64 {
+        self.history.load(Ordering::Acquire)
     }
 
     /// Tracking notices the view has accounted for: while the tracking counter is no higher, the view
@@ -107,6 +116,13 @@ impl View {
             return Ok(());
         }
         let clock: Option<u64> = redis::cmd("GET").arg(&keys.epoch).query_async(conn).await?;
+        if clock.is_none() && self.cursor.load(Ordering::Acquire) > 0 {
+            // Redis restarted empty, or lost the clock key: invalidations this view had not read yet
+            // are gone with it. Entries in Redis are judged by the floor logic of the scripts; copies
+            // kept in process cannot be, so they go.
+            tracing::warn!("the invalidation clock is gone from Redis; dropping near copies");
+            self.history.fetch_add(1, Ordering::AcqRel);
+        }
         self.catch_up(clock.unwrap_or(0), keys, conn).await?;
         self.noticed.fetch_max(seen, Ordering::AcqRel);
         Ok(())
@@ -183,6 +199,8 @@ impl View {
                 clock.max(now).max(newest)
             };
             self.cursor.fetch_max(cursor, Ordering::AcqRel);
+            // `is_dead` reads the cursor too: a copy judged alive under the old one is judged again.
+            self.version.fetch_add(1, Ordering::AcqRel);
             tracing::trace!(cursor, "invalidation view caught up");
         }
     }

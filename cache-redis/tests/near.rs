@@ -347,6 +347,27 @@ async fn records_trimmed_past_what_a_partitioned_process_knew_drop_its_copies() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_made_before_redis_lost_its_history_are_dropped() {
+    let mut server = RedisServer::start();
+    let a = store(&server.url(), Duration::from_secs(60));
+    let b = store(&server.url(), Duration::from_secs(60));
+    put(&a, "k", 1, &["guild:1"]).await;
+    // An invalidation B has read: its view has seen the clock.
+    a.invalidate_tags(&["other".to_owned()]).await.unwrap();
+    assert_eq!(read(&b, "k").await.unwrap(), Some(1));
+    assert_eq!(read(&b, "k").await.unwrap(), Some(1), "a near hit");
+    // Redis restarts empty: whatever was invalidated just before, nobody can tell any more.
+    server.restart();
+    let back = eventually(async || read(&b, "k").await.is_ok()).await;
+    assert!(back, "B never reached Redis again");
+    assert_eq!(
+        read(&b, "k").await.unwrap(),
+        None,
+        "the copy outlived Redis's history"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_live_no_longer_than_the_redis_entry() {
     let server = RedisServer::start();
     let a = store(&server.url(), Duration::from_secs(60));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::RedisServer;
+use crate::{free_port, RedisServer};
 
 /// How long a node may be unreachable before the cluster fails it over, in ms.
 const NODE_TIMEOUT_MS: u64 = 1_000;
@@ -45,7 +45,12 @@ impl RedisCluster {
     pub fn start() -> Self {
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
+                // The bus port gets a free port of its own: by default it is the node's port plus
+                // 10,000, which may be taken, and past 65,535 for a node port above 55,535.
+                let bus = free_port().to_string();
                 let args = [
+                    "--cluster-port",
+                    &bus,
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -58,7 +63,7 @@ impl RedisCluster {
                 ]
                 .map(str::to_owned)
                 .to_vec();
-                RedisServer::launch_with(false, args)
+                RedisServer::launch_with(false, node_port(), args)
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -178,6 +183,17 @@ impl RedisCluster {
                 "cluster not healthy after {limit:?}: {states:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A free port Redis accepts for a cluster node: at most 55,535 (it refuses higher ones, whose default
+/// bus port would not exist, even with `--cluster-port` set).
+fn node_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 {
+            return port;
         }
     }
 }

@@ -67,11 +67,11 @@ impl RedisServer {
     }
 
     fn launch(tls: bool) -> Self {
-        Self::launch_with(tls, Vec::new())
+        Self::launch_with(tls, free_port(), Vec::new())
     }
 
-    /// A plain server started with further arguments.
-    pub(crate) fn launch_with(tls: bool, extra: Vec<String>) -> Self {
+    /// A server on `port`, started with further arguments.
+    pub(crate) fn launch_with(tls: bool, port: u16, extra: Vec<String>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("redis-test-")
             .tempdir()
@@ -79,7 +79,7 @@ impl RedisServer {
         let tls = tls.then(|| write_certificates(dir.path()));
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port,
             dir,
             tls,
             extra,
@@ -263,7 +263,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
 }

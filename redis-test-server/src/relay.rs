@@ -45,6 +45,8 @@ impl Relay {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
+                // Small pipelined commands must not wait for Nagle's algorithm.
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
                 for (from, to) in [
                     (client.try_clone(), server.try_clone()),
                     (server.try_clone(), client.try_clone()),
