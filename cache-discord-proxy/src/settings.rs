@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cache_core::config::env::{invalid, read_millis, Environment, ProcessEnv};
+use cache_core::config::env::{
+    invalid, read_millis, read_positive_millis, Environment, ProcessEnv,
+};
 
 use crate::Error;
 
@@ -155,15 +157,7 @@ impl ProxySettings {
         let shutdown_grace =
             read_millis(env, CACHE_PROXY_SHUTDOWN_GRACE_MS, Duration::from_secs(10))?;
         let header_read_timeout =
-            read_millis(env, CACHE_PROXY_HEADER_TIMEOUT_MS, HEADER_READ_TIMEOUT)?;
-        if header_read_timeout.is_zero() {
-            return Err(invalid(
-                CACHE_PROXY_HEADER_TIMEOUT_MS,
-                "0",
-                "expected a positive number of milliseconds",
-            )
-            .into());
-        }
+            read_positive_millis(env, CACHE_PROXY_HEADER_TIMEOUT_MS, HEADER_READ_TIMEOUT)?;
         let max_connections = match env.var(CACHE_PROXY_MAX_CONNECTIONS)? {
             None => MAX_CONNECTIONS,
             Some(value) => match value.trim().parse::<usize>() {

@@ -63,17 +63,48 @@ impl<V> NearTier<V> {
     }
 }
 
-impl<V: Send + Sync> NearTier<V> {
-    /// Keeps a copy, replacing the key's previous one.
-    pub(crate) fn keep(&self, key: &CacheKey, copy: NearCopy<V>) {
-        self.copies.insert(key.clone(), copy);
+/// Where one Redis operation keeps its copy: taken before the request is sent, so that the copy
+/// expires no later than the entry (Redis's countdown starts after) and is dropped if Redis lost its
+/// history meanwhile.
+pub(crate) struct NearFill<'a, V> {
+    tier: &'a NearTier<V>,
+    expires_at: Instant,
+    history: u64,
+}
+
+impl<'a, V: Send + Sync> NearFill<'a, V> {
+    /// For a request sent at `sent` under the view's history generation `history`, about an entry
+    /// Redis keeps `ttl_ms` more.
+    pub(crate) fn new(tier: &'a NearTier<V>, sent: Instant, history: u64, ttl_ms: u64) -> Self {
+        let expires_at = sent
+            .checked_add(Duration::from_millis(ttl_ms))
+            .unwrap_or(sent + Duration::from_secs(100 * 365 * 24 * 3600));
+        Self {
+            tier,
+            expires_at,
+            history,
+        }
     }
 
-    /// When a copy must go, of an entry Redis kept for `ttl_ms` more as of a request sent at `sent`
-    /// (Redis's countdown started after that).
-    pub(crate) fn deadline(sent: Instant, ttl_ms: u64) -> Instant {
-        sent.checked_add(Duration::from_millis(ttl_ms))
-            .unwrap_or(sent + Duration::from_secs(100 * 365 * 24 * 3600))
+    /// Keeps the copy of `key`, replacing its previous one.
+    pub(crate) fn keep(
+        self,
+        key: &CacheKey,
+        value: V,
+        stamp: u64,
+        tags: Box<[String]>,
+        freshness: Freshness,
+    ) {
+        let copy = NearCopy {
+            value,
+            stamp,
+            tags,
+            freshness,
+            expires_at: self.expires_at,
+            alive_at: AtomicU64::new(0),
+            history: self.history,
+        };
+        self.tier.copies.insert(key.clone(), copy);
     }
 }
 

@@ -124,7 +124,7 @@ impl RedisOptions {
             tls_ca_pem,
             client_tracking: defaults.client_tracking,
             near_capacity: env::read_u64(env, CACHE_NEAR_SIZE, defaults.near_capacity, 0)?,
-            near_max_silence: read_positive_millis(
+            near_max_silence: env::read_positive_millis(
                 env,
                 CACHE_NEAR_MAX_SILENCE_MS,
                 defaults.near_max_silence,
@@ -189,18 +189,6 @@ impl RedisOptions {
         self.tls_ca_pem = Some(pem.into());
         self
     }
-}
-
-/// A duration in milliseconds of at least 1.
-fn read_positive_millis(
-    env: &impl Environment,
-    name: &str,
-    default: Duration,
-) -> Result<Duration, Error> {
-    let default_ms = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
-    Ok(Duration::from_millis(env::read_u64(
-        env, name, default_ms, 1,
-    )?))
 }
 
 /// The URL with any password replaced, for errors and traces.

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::circuit::Circuit;
 use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
-use crate::near::{Coherence, NearCopy, NearTier, Standing};
+use crate::near::{Coherence, NearFill, NearTier, Standing};
 use crate::options::{redact, RedisOptions, REDIS_URL};
 use crate::scripts;
 use crate::scripts_api::{RedisScripts, RunScript};
@@ -44,6 +44,8 @@ struct Inner<C> {
     max_records: usize,
     /// Whether near copies may be served now (see [`crate::near`]).
     coherence: Coherence,
+    /// Whether the store keeps near copies.
+    near: bool,
 }
 
 /// A [`Store`] shared by every process that uses the same Redis and key prefix.
@@ -160,6 +162,7 @@ impl<V, C: Codec> RedisStore<V, C> {
             timeout: options.timeout,
             max_records: options.max_invalidation_records.max(2),
             coherence: Coherence::new(options.near_max_silence),
+            near: near.is_some(),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -344,8 +347,11 @@ impl<C: Codec> Inner<C> {
 
     /// An invalidation, update or clear made here has returned (or failed): the view must learn it
     /// before this process serves a near copy again. Its notice may reach this process after the reply.
+    /// Without near copies, reads through Redis learn it from that notice, at no extra round trip.
     fn made_change(&self) {
-        self.tracking.notice();
+        if self.near {
+            self.tracking.notice();
+        }
     }
 
     /// Proves the view current in the background, one round trip at a time.
@@ -477,11 +483,7 @@ impl<C: Codec> Inner<C> {
         };
         let near = near
             .zip(ttl_ms.filter(|&ms| ms > 0))
-            .map(|(tier, ttl_ms)| NearFill {
-                tier,
-                expires_at: NearTier::<V>::deadline(sent, ttl_ms),
-                history,
-            });
+            .map(|(tier, ttl_ms)| NearFill::new(tier, sent, history, ttl_ms));
         Ok(self.read_entry(&key, &bytes, stamp, near).await)
     }
 
@@ -564,16 +566,8 @@ impl<C: Codec> Inner<C> {
             self.sync_clock_if_due().await;
         }
         if let Some(near) = near {
-            let copy = NearCopy {
-                value: value.clone(),
-                stamp: raw.stamp.get(),
-                tags: raw.tags().map(str::to_owned).collect(),
-                freshness: raw.freshness,
-                expires_at: near.expires_at,
-                alive_at: AtomicU64::new(0),
-                history: near.history,
-            };
-            near.tier.keep(key, copy);
+            let tags = raw.tags().map(str::to_owned).collect();
+            near.keep(key, value.clone(), raw.stamp.get(), tags, raw.freshness);
         }
         match raw.freshness.stale_at(self.clock.now_ms()) {
             None => Lookup::Hit {
@@ -655,16 +649,8 @@ impl<C: Codec> Inner<C> {
             })
             .await?;
         if let (PutOutcome::Stored, Some(near), Some((value, tags))) = (outcome, near, copy) {
-            let copy = NearCopy {
-                value,
-                stamp,
-                tags: tags.into_boxed_slice(),
-                freshness,
-                expires_at: NearTier::<V>::deadline(sent, ttl_ms),
-                alive_at: AtomicU64::new(0),
-                history,
-            };
-            near.keep(&key, copy);
+            let fill = NearFill::new(near, sent, history, ttl_ms);
+            fill.keep(&key, value, stamp, tags.into_boxed_slice(), freshness);
         }
         Ok(outcome)
     }
@@ -689,16 +675,14 @@ impl<C: Codec> Inner<C> {
         self.made_change();
         let tick = updated?;
         if let (Some(near), Some(tick)) = (near, tick) {
-            let copy = NearCopy {
-                value: entry.value,
-                stamp: tick,
-                tags: entry.tags.into_boxed_slice(),
+            let fill = NearFill::new(near, sent, history, ttl_ms);
+            fill.keep(
+                &key,
+                entry.value,
+                tick,
+                entry.tags.into_boxed_slice(),
                 freshness,
-                expires_at: NearTier::<V>::deadline(sent, ttl_ms),
-                alive_at: AtomicU64::new(0),
-                history,
-            };
-            near.keep(&key, copy);
+            );
         }
         Ok(match tick {
             Some(_) => PutOutcome::Stored,
@@ -892,14 +876,6 @@ fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis())
         .unwrap_or(u64::MAX)
         .clamp(1, MAX_TTL_MS)
-}
-
-/// Where a read keeps its copy: the tier, when the copy must go, and the view's history generation
-/// before the read was sent.
-struct NearFill<'a, V> {
-    tier: &'a NearTier<V>,
-    expires_at: tokio::time::Instant,
-    history: u64,
 }
 
 /// A background proof of the view, running: its claim ends when this is dropped.

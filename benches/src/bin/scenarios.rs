@@ -588,14 +588,6 @@ async fn stampede_two_instances(url: &str, options: &RedisOptions) -> Result<(),
     for shared in [true, false] {
         let calls = Arc::new(AtomicUsize::new(0));
         let instance = |prefix: &str| -> Result<_, BoxError> {
-            let counted = Arc::clone(&calls);
-            let slow = service_fn(move |_: u64| {
-                counted.fetch_add(1, Ordering::SeqCst);
-                async {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    Ok::<_, std::convert::Infallible>(value())
-                }
-            });
             let store = RedisStore::<String>::connect(
                 url,
                 options.clone().key_prefix(prefix)?.near_capacity(KEYS),
@@ -606,7 +598,7 @@ async fn stampede_two_instances(url: &str, options: &RedisOptions) -> Result<(),
             } else {
                 layer
             };
-            Ok(layer.layer(slow))
+            Ok(layer.layer(slow_upstream(&calls)))
         };
         let prefix = if shared {
             "stampede-shared:"
@@ -633,18 +625,25 @@ async fn stampede_two_instances(url: &str, options: &RedisOptions) -> Result<(),
     Ok(())
 }
 
-/// 1,000 concurrent callers of one key on a service that takes 20 ms.
-async fn stampede(backend: Backend) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let slow = service_fn(move |_: u64| {
+/// An upstream that takes 20 ms and counts its calls in `calls`.
+fn slow_upstream(
+    calls: &Arc<AtomicUsize>,
+) -> impl Service<u64, Response = String, Error = std::convert::Infallible, Future: Send> + Clone {
+    let counted = Arc::clone(calls);
+    service_fn(move |_: u64| {
         counted.fetch_add(1, Ordering::SeqCst);
         async {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok::<_, std::convert::Infallible>(value())
+            Ok(value())
         }
-    });
-    let service = CacheLayer::new(MemoryStore::<String>::new(KEYS), hit_policy()).layer(slow);
+    })
+}
+
+/// 1,000 concurrent callers of one key on a service that takes 20 ms.
+async fn stampede(backend: Backend) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let service = CacheLayer::new(MemoryStore::<String>::new(KEYS), hit_policy())
+        .layer(slow_upstream(&calls));
     let started = Instant::now();
     let callers: Vec<_> = (0..1_000)
         .map(|_| tokio::spawn(service.clone().oneshot(7)))

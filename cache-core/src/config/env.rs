@@ -155,6 +155,27 @@ pub fn read_millis(
     )
 }
 
+/// Reads a duration given in whole milliseconds, of at least 1: a timeout or a bound that zero would
+/// turn into "never" or "always".
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming `name` when the value is not a whole number of milliseconds or is 0.
+pub fn read_positive_millis(
+    env: &impl Environment,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, Error> {
+    let duration = read_millis(env, name, default)?;
+    if duration.is_zero() {
+        return Err(invalid(
+            name,
+            "0",
+            "expected a positive number of milliseconds",
+        ));
+    }
+    Ok(duration)
+}
+
 /// A whole number of `unit`s (`unit` says which, with an example, for the error).
 fn read_duration(
     env: &impl Environment,
