@@ -12,10 +12,50 @@ use std::time::Duration;
 
 use bb8_redis::bb8::{self, ManageConnection, Pool, PooledConnection, RunError};
 use bb8_redis::RedisConnectionManager;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
+};
 
+use crate::cluster::ClusterConnections;
 use crate::tracking::{RedisErrorText, Tracking};
+
+/// One connection to Redis: to a single server, or to a cluster (which routes each command to the
+/// node serving its key's slot).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(conn) => conn.req_packed_commands(cmd, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
 
 /// A pooled connection, the flag that retires it, and whether Redis pushes invalidation notices on it.
 pub(crate) struct FlaggedConnection {
@@ -137,6 +177,9 @@ pub(crate) enum Connections {
     /// A pool the application built with bb8-redis's manager (it pings on checkout unless configured
     /// with `test_on_check_out(false)`).
     Shared(Pool<RedisConnectionManager>),
+    /// A Redis Cluster: the cluster client keeps one multiplexed connection per node and follows the
+    /// slots as they move.
+    Cluster(Box<ClusterConnections>),
 }
 
 /// Multiplexed connections held for reuse, one per pool slot, handed out round robin.
@@ -189,12 +232,19 @@ impl Slots {
     }
 }
 
-/// The slot an operation was given, when it had to wait for it.
-pub(crate) struct Pick(Option<usize>);
+/// The connection an operation waits for, when none was ready.
+pub(crate) enum Pick {
+    /// This slot of the pool's.
+    Slot(usize),
+    /// Any: the application's pool, or the cluster's read connection.
+    Any,
+    /// The cluster's invalidation connection.
+    Writes,
+}
 
 /// A connection for one operation.
 pub(crate) struct Checkout {
-    pub(crate) connection: MultiplexedConnection,
+    pub(crate) connection: Conn,
     /// Redis pushes invalidation notices on this connection.
     pub(crate) tracked: bool,
     broken: Option<Arc<AtomicBool>>,
@@ -214,9 +264,18 @@ impl Retirement {
 impl Checkout {
     fn of(pooled: &FlaggedConnection) -> Self {
         Self {
-            connection: pooled.connection.clone(),
+            connection: Conn::Node(pooled.connection.clone()),
             tracked: pooled.tracked,
             broken: Some(Arc::clone(&pooled.broken)),
+        }
+    }
+
+    /// The cluster client replaces broken node connections itself: nothing to retire.
+    fn cluster(connection: ClusterConnection) -> Self {
+        Self {
+            connection: Conn::Cluster(connection),
+            tracked: false,
+            broken: None,
         }
     }
 
@@ -266,9 +325,10 @@ impl Connections {
         match self {
             Self::Flagged { slots, .. } => {
                 let index = slots.pick();
-                slots.slots[index].live().ok_or(Pick(Some(index)))
+                slots.slots[index].live().ok_or(Pick::Slot(index))
             }
-            Self::Shared(_) => Err(Pick(None)),
+            Self::Shared(_) => Err(Pick::Any),
+            Self::Cluster(cluster) => cluster.ready().map(Checkout::cluster).ok_or(Pick::Any),
         }
     }
 
@@ -277,7 +337,11 @@ impl Connections {
     pub(crate) async fn checkout(&self, pick: Pick) -> Result<Checkout, RedisError> {
         match self {
             Self::Flagged { pool, slots } => {
-                let slot = &slots.slots[pick.0.unwrap_or_else(|| slots.pick())];
+                let index = match pick {
+                    Pick::Slot(index) => index,
+                    Pick::Any | Pick::Writes => slots.pick(),
+                };
+                let slot = &slots.slots[index];
                 if let Some(checkout) = slot.live() {
                     return Ok(checkout);
                 }
@@ -300,11 +364,15 @@ impl Connections {
             Self::Shared(pool) => {
                 let pooled = pool.get().await.map_err(run_error)?;
                 Ok(Checkout {
-                    connection: pooled.clone(),
+                    connection: Conn::Node(pooled.clone()),
                     tracked: false,
                     broken: None,
                 })
             }
+            Self::Cluster(cluster) => match pick {
+                Pick::Writes => cluster.writes().await.map(Checkout::cluster),
+                Pick::Slot(_) | Pick::Any => cluster.connect().await.map(Checkout::cluster),
+            },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where everything lives in Redis.
 //!
-//! Every key starts with `{prefix}:`. The braces keep prefixes apart (a prefix cannot contain a brace,
+//! Every key starts with `{prefix}:` (on a cluster, `{prefix#n}:`, where `prefix#n` is one of the
+//! prefix's [group tags](crate::cluster::group_tags); each group has all the keys below but `rl:`). The braces keep prefixes apart (a prefix cannot contain a brace,
 //! so `{app}:` never matches `{app2}:`) and, on a cluster, hash all of a prefix's keys to one slot, which
 //! the scripts need.
 //!
@@ -28,8 +29,10 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    pub(crate) fn new(prefix: &str) -> Self {
-        let base = format!("{{{prefix}}}:");
+    /// The keys of the group whose hash tag is `tag`: the prefix itself on one server, one of the
+    /// prefix's group tags on a cluster ([`crate::cluster::group_tags`]).
+    pub(crate) fn new(tag: &str) -> Self {
+        let base = format!("{{{tag}}}:");
         Self {
             base: base.clone(),
             entry_prefix: format!("{base}e:"),
@@ -50,6 +53,16 @@ impl Keys {
 }
 
 impl Keys {
+    /// The group's invalidation state, in the order the scripts take it: clock, records, floor.
+    pub(crate) fn state(&self) -> Vec<String> {
+        vec![self.epoch.clone(), self.records.clone(), self.floor.clone()]
+    }
+
+    /// What every entry key of the group starts with.
+    pub(crate) fn entry_base(&self) -> &str {
+        &self.entry_prefix
+    }
+
     /// Where the claim on filling `key` lives.
     pub(crate) fn claim(&self, key: &CacheKey) -> String {
         format!("{}{key}", self.claim_prefix)

@@ -9,6 +9,13 @@ use crate::near::{CACHE_NEAR_MAX_SILENCE_MS, CACHE_NEAR_SIZE, DEFAULT_NEAR_MAX_S
 
 /// Name of the variable holding the Redis URL; empty or unset selects the in-process store.
 pub const REDIS_URL: &str = "REDIS_URL";
+/// Name of the variable holding the seed nodes of a Redis Cluster, comma-separated URLs
+/// (`redis://host:port,redis://host2:port`, or `rediss://` for TLS); set instead of [`REDIS_URL`].
+pub const REDIS_CLUSTER_URLS: &str = "REDIS_CLUSTER_URLS";
+/// Name of the variable setting the number of invalidation groups a prefix is split into on a cluster.
+pub const CACHE_REDIS_CLUSTER_GROUPS: &str = "CACHE_REDIS_CLUSTER_GROUPS";
+/// Name of the variable setting how many replicas must acknowledge an invalidation on a cluster.
+pub const CACHE_REDIS_REPLICA_ACKS: &str = "CACHE_REDIS_REPLICA_ACKS";
 /// Name of the variable setting the per-operation timeout, in milliseconds.
 pub const CACHE_REDIS_TIMEOUT_MS: &str = "CACHE_REDIS_TIMEOUT_MS";
 /// Name of the variable setting the number of pooled (multiplexed) connections.
@@ -28,6 +35,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
 pub const DEFAULT_POOL_SIZE: u32 = 1;
 /// Default cap of the invalidation records.
 pub const DEFAULT_INVALIDATION_RECORDS: usize = 10_000;
+/// Default number of invalidation groups on a cluster: enough that they spread within a few percent
+/// of even over up to a dozen masters that split the slots evenly (32 groups on 3 masters: 11, 11 and
+/// 10), few enough that invalidating a tag (one script per group) stays cheap.
+pub const DEFAULT_CLUSTER_GROUPS: u16 = 32;
+/// Most invalidation groups a cluster store accepts.
+pub const MAX_CLUSTER_GROUPS: u16 = 1_024;
 
 /// Settings of a [`RedisStore`](crate::RedisStore).
 #[derive(Clone)]
@@ -57,6 +70,16 @@ pub struct RedisOptions {
     /// invalidation (`CACHE_NEAR_MAX_SILENCE_MS`, default 1 s): the bound on a stale near read when the
     /// connection goes silent without closing. Hits renew the proof in the background halfway through.
     pub near_max_silence: Duration,
+    /// On a cluster, the invalidation groups a prefix is split into (`CACHE_REDIS_CLUSTER_GROUPS`,
+    /// default 32, at most 1,024): entries spread over the groups' slots, and a tag invalidation writes
+    /// one record per group. **Every process sharing the prefix must use the same number**; a
+    /// process that finds another number recorded in the cluster refuses to cache (it passes through).
+    pub cluster_groups: u16,
+    /// On a cluster, the replicas that must acknowledge an invalidation or a clear before it returns
+    /// (`CACHE_REDIS_REPLICA_ACKS`, default 1; 0 for a cluster without replicas). Redis replicates
+    /// asynchronously: without this, a master failing just after an invalidation could lose it, and
+    /// the promoted replica would serve the old entry.
+    pub replica_acks: u32,
 }
 
 impl Default for RedisOptions {
@@ -70,6 +93,8 @@ impl Default for RedisOptions {
             client_tracking: true,
             near_capacity: 0,
             near_max_silence: DEFAULT_NEAR_MAX_SILENCE,
+            cluster_groups: DEFAULT_CLUSTER_GROUPS,
+            replica_acks: 1,
         }
     }
 }
@@ -85,6 +110,8 @@ impl std::fmt::Debug for RedisOptions {
             .field("client_tracking", &self.client_tracking)
             .field("near_capacity", &self.near_capacity)
             .field("near_max_silence", &self.near_max_silence)
+            .field("cluster_groups", &self.cluster_groups)
+            .field("replica_acks", &self.replica_acks)
             .finish()
     }
 }
@@ -122,6 +149,14 @@ impl RedisOptions {
             pool_size,
             max_invalidation_records: usize::try_from(records).unwrap_or(usize::MAX),
             tls_ca_pem,
+            cluster_groups: read_groups(env)?,
+            replica_acks: u32::try_from(env::read_u64(
+                env,
+                CACHE_REDIS_REPLICA_ACKS,
+                defaults.replica_acks.into(),
+                0,
+            )?)
+            .map_err(|_| env::invalid(CACHE_REDIS_REPLICA_ACKS, "", "too large"))?,
             client_tracking: defaults.client_tracking,
             near_capacity: env::read_u64(env, CACHE_NEAR_SIZE, defaults.near_capacity, 0)?,
             near_max_silence: env::read_positive_millis(
@@ -183,12 +218,69 @@ impl RedisOptions {
         self
     }
 
+    /// Sets the number of invalidation groups on a cluster (1 to 1,024).
+    #[must_use]
+    pub fn cluster_groups(mut self, groups: u16) -> Self {
+        self.cluster_groups = groups.clamp(1, MAX_CLUSTER_GROUPS);
+        self
+    }
+
+    /// Sets how many replicas must acknowledge an invalidation on a cluster (0: none waited for).
+    #[must_use]
+    pub fn replica_acks(mut self, replicas: u32) -> Self {
+        self.replica_acks = replicas;
+        self
+    }
+
     /// Trusts these PEM certificate authorities for `rediss://`.
     #[must_use]
     pub fn tls_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.tls_ca_pem = Some(pem.into());
         self
     }
+}
+
+fn read_groups(env: &impl Environment) -> Result<u16, Error> {
+    let groups = env::read_u64(
+        env,
+        CACHE_REDIS_CLUSTER_GROUPS,
+        DEFAULT_CLUSTER_GROUPS.into(),
+        1,
+    )?;
+    u16::try_from(groups)
+        .ok()
+        .filter(|&groups| groups <= MAX_CLUSTER_GROUPS)
+        .ok_or_else(|| {
+            env::invalid(
+                CACHE_REDIS_CLUSTER_GROUPS,
+                &groups.to_string(),
+                format!("expected 1 to {MAX_CLUSTER_GROUPS}"),
+            )
+        })
+}
+
+/// The seed URLs of `REDIS_CLUSTER_URLS`, split on commas; `None` when unset or empty.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming the variable when it holds only separators.
+pub fn cluster_urls(env: &impl Environment) -> Result<Option<Vec<String>>, Error> {
+    let Some(value) = env.var(REDIS_CLUSTER_URLS)? else {
+        return Ok(None);
+    };
+    let urls: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if urls.is_empty() {
+        return Err(env::invalid(
+            REDIS_CLUSTER_URLS,
+            &value,
+            "expected comma-separated node URLs",
+        ));
+    }
+    Ok(Some(urls))
 }
 
 /// The URL with any password replaced, for errors and traces.
@@ -223,6 +315,9 @@ mod tests {
             (CACHE_REDIS_TLS_CA_FILE, "/nonexistent/ca.pem"),
             (CACHE_NEAR_SIZE, "lots"),
             (CACHE_NEAR_MAX_SILENCE_MS, "0"),
+            (CACHE_REDIS_CLUSTER_GROUPS, "0"),
+            (CACHE_REDIS_CLUSTER_GROUPS, "5000"),
+            (CACHE_REDIS_REPLICA_ACKS, "one"),
         ] {
             let error = RedisOptions::from_env_source(&[(name, value)])
                 .unwrap_err()

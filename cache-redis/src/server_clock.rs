@@ -9,8 +9,9 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
+
+use crate::connection::Conn;
 
 /// How old a measured offset may grow before it is measured again.
 pub(crate) const RESYNC: Duration = Duration::from_secs(60);
@@ -49,7 +50,7 @@ impl ServerClock {
     ///
     /// # Cancel safety
     /// Cancel safe: the offset changes only once the answer is in.
-    pub(crate) async fn sync(&self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+    pub(crate) async fn sync(&self, conn: &mut Conn) -> RedisResult<()> {
         if self.measuring.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

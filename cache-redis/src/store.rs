@@ -14,15 +14,19 @@ use cache_core::{
     CacheKey, Error, FillClaim, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store,
     StoreFuture,
 };
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::RoutingInfo;
 use redis::{Client, IntoConnectionInfo, ProtocolVersion, RedisError, ScriptInvocation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::circuit::Circuit;
-use crate::connection::{shared_pool, Checkout, Connections, SharedPool};
+use crate::cluster::{self, ClusterConnections, Master};
+use crate::connection::{shared_pool, Checkout, Conn, Connections, Pick, SharedPool};
 use crate::keys::{key_record, tag_record, Keys};
 use crate::near::{Coherence, NearFill, NearTier, Standing};
-use crate::options::{redact, RedisOptions, REDIS_URL};
+use crate::options::{redact, RedisOptions, MAX_CLUSTER_GROUPS, REDIS_CLUSTER_URLS, REDIS_URL};
 use crate::scripts;
 use crate::scripts_api::{RedisScripts, RunScript};
 use crate::server_clock::ServerClock;
@@ -35,9 +39,15 @@ const CLEAR_BATCH: usize = 500;
 struct Inner<C> {
     connections: Connections,
     tracking: Arc<Tracking>,
+    /// For what is not an entry's: `PING` and other components' scripts.
     circuit: Circuit,
-    keys: Keys,
-    view: View,
+    /// `{prefix}:`, under which other components' scripts keep their keys.
+    base: String,
+    /// The prefix's invalidation groups: one on a single server; on a cluster, one per
+    /// [`RedisOptions::cluster_groups`], spread over the shards (see [`crate::cluster`]).
+    groups: Box<[Group]>,
+    /// On a cluster: what invalidations wait for, and where `clear` sweeps.
+    cluster: Option<ClusterShape>,
     clock: ServerClock,
     codec: C,
     timeout: Duration,
@@ -46,6 +56,23 @@ struct Inner<C> {
     coherence: Coherence,
     /// Whether the store keeps near copies.
     near: bool,
+}
+
+/// One invalidation group: its keys, this process's view of its records, and its circuit (so a shard
+/// that is down fails fast alone while the others keep caching).
+struct Group {
+    keys: Keys,
+    view: View,
+    circuit: Circuit,
+}
+
+/// What a store on a cluster needs beyond its groups.
+struct ClusterShape {
+    /// Replicas that must acknowledge an invalidation before it returns (`WAIT`).
+    replica_acks: u32,
+    /// `SCAN` pattern matching the entries of every group of the prefix (and possibly of other
+    /// prefixes whose name extends it: found keys are checked against the groups).
+    entry_pattern: String,
 }
 
 /// A [`Store`] shared by every process that uses the same Redis and key prefix.
@@ -72,7 +99,8 @@ impl<V, C> Clone for RedisStore<V, C> {
 impl<V, C: Codec> std::fmt::Debug for RedisStore<V, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("keys", &self.inner.keys.entry_pattern)
+            .field("base", &self.inner.base)
+            .field("groups", &self.inner.groups.len())
             .field("codec", &C::NAME)
             .field("timeout", &self.inner.timeout)
             .field("near", &self.near.is_some())
@@ -92,6 +120,21 @@ impl<V> RedisStore<V, Bincode> {
     /// shown).
     pub fn connect(url: &str, options: RedisOptions) -> Result<Self, Error> {
         Self::with_codec(url, options, Bincode)
+    }
+
+    /// A store on the Redis Cluster reached through the seed nodes `urls` (`redis://` or `rediss://`;
+    /// any few of its nodes: the client learns the others), with the bincode codec. Entries spread over
+    /// every shard; see the [crate docs](crate#redis-cluster).
+    ///
+    /// Like [`connect`](Self::connect), it opens connections on first use and needs no runtime.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `REDIS_CLUSTER_URLS` when there is no URL or one cannot be parsed.
+    pub fn connect_cluster<S: AsRef<str>>(
+        urls: &[S],
+        options: RedisOptions,
+    ) -> Result<Self, Error> {
+        Self::cluster_with_codec(urls, options, Bincode)
     }
 }
 
@@ -135,6 +178,40 @@ impl<V, C: Codec> RedisStore<V, C> {
         options: RedisOptions,
         codec: C,
     ) -> Result<Self, Error> {
+        Self::build(connections, tracking, options, codec, false)
+    }
+
+    /// Like [`connect_cluster`](RedisStore::connect_cluster), with another codec.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming `REDIS_CLUSTER_URLS` when there is no URL or one cannot be parsed.
+    pub fn cluster_with_codec<S: AsRef<str>>(
+        urls: &[S],
+        options: RedisOptions,
+        codec: C,
+    ) -> Result<Self, Error> {
+        let builder = cluster_builder(urls, &options)?;
+        let groups_key = format!("{}groups", Keys::new(&options.key_prefix).base);
+        let groups = options.cluster_groups.clamp(1, MAX_CLUSTER_GROUPS);
+        let connections = ClusterConnections::new(builder, options.timeout, groups_key, groups);
+        let connections = connections.map_err(|error| {
+            let urls: Vec<String> = urls.iter().map(|url| redact(url.as_ref())).collect();
+            cache_core::config::env::invalid(REDIS_CLUSTER_URLS, &urls.join(","), error.to_string())
+        })?;
+        // The cluster client opens node connections on its own, with no way to ask each to track the
+        // clock: reads fetch it beside the entry (`MGET`, one slot), and there is no near tier.
+        let tracking = Tracking::new(false, String::new());
+        let connections = Connections::Cluster(Box::new(connections));
+        Self::build(connections, tracking, options, codec, true)
+    }
+
+    fn build(
+        connections: Connections,
+        tracking: Arc<Tracking>,
+        options: RedisOptions,
+        codec: C,
+        on_cluster: bool,
+    ) -> Result<Self, Error> {
         // The fields are public: check again what the builder methods check, since a glob character in
         // the prefix would let `clear` reach other prefixes.
         let key_prefix = cache_core::CacheConfig::default()
@@ -145,18 +222,39 @@ impl<V, C: Codec> RedisStore<V, C> {
             // Copies are only as good as the notices that end them.
             _ if !tracking.enabled() => {
                 tracing::warn!(
+                    cluster = on_cluster,
                     "near tier off: it needs client tracking, which this store does not use"
                 );
                 None
             }
             capacity => Some(Arc::new(NearTier::new(capacity))),
         };
+        let tags = match on_cluster {
+            true => cluster::group_tags(
+                &key_prefix,
+                options.cluster_groups.clamp(1, MAX_CLUSTER_GROUPS),
+            ),
+            false => vec![key_prefix.clone()],
+        };
+        let cluster = on_cluster.then(|| ClusterShape {
+            replica_acks: options.replica_acks,
+            entry_pattern: format!("{{{key_prefix}#*}}:e:*"),
+        });
+        let groups = tags
+            .iter()
+            .map(|tag| Group {
+                keys: Keys::new(tag),
+                view: View::new(options.max_invalidation_records),
+                circuit: Circuit::new(),
+            })
+            .collect();
         let inner = Inner {
             connections,
             tracking,
             circuit: Circuit::new(),
-            keys: Keys::new(&key_prefix),
-            view: View::new(options.max_invalidation_records),
+            base: Keys::new(&key_prefix).base,
+            groups,
+            cluster,
             clock: ServerClock::new(),
             codec,
             timeout: options.timeout,
@@ -189,7 +287,7 @@ impl<V, C: Codec> RedisStore<V, C> {
     where
         C: 'static,
     {
-        RedisScripts::new(self.inner.clone(), &self.inner.keys.base)
+        RedisScripts::new(self.inner.clone(), &self.inner.base)
     }
 
     /// Copies held by the near tier (0 when it is off).
@@ -200,7 +298,7 @@ impl<V, C: Codec> RedisStore<V, C> {
 
 impl<C: Codec> Inner<C> {
     async fn ping(&self) -> Result<(), Error> {
-        self.run("ping", false, |mut checkout| async move {
+        self.run("ping", false, &self.circuit, |mut checkout| async move {
             let pong = redis::cmd("PING")
                 .query_async::<()>(&mut checkout.connection)
                 .await;
@@ -217,12 +315,17 @@ impl<C: Codec + 'static> RunScript for Inner<C> {
         operation: &'static str,
         invocation: &'a ScriptInvocation<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<redis::Value, Error>> + Send + 'a>> {
-        Box::pin(self.run(operation, true, move |mut checkout| async move {
-            let value = invocation
-                .invoke_async::<redis::Value>(&mut checkout.connection)
-                .await;
-            (checkout, value.map_err(OpError::from))
-        }))
+        Box::pin(self.run(
+            operation,
+            true,
+            &self.circuit,
+            move |mut checkout| async move {
+                let value = invocation
+                    .invoke_async::<redis::Value>(&mut checkout.connection)
+                    .await;
+                (checkout, value.map_err(OpError::from))
+            },
+        ))
     }
 }
 
@@ -260,23 +363,94 @@ fn open_clients(url: &str, options: &RedisOptions) -> Result<(Client, Client), E
     ))
 }
 
+/// The cluster client's builder for the seed nodes `urls`, with the CA of the options for `rediss://`.
+fn cluster_builder<S: AsRef<str>>(
+    urls: &[S],
+    options: &RedisOptions,
+) -> Result<ClusterClientBuilder, Error> {
+    let invalid = |url: &str, why: String| {
+        cache_core::config::env::invalid(REDIS_CLUSTER_URLS, &redact(url), why)
+    };
+    if urls.is_empty() {
+        return Err(invalid("", "expected at least one node's URL".to_owned()));
+    }
+    let mut nodes = Vec::with_capacity(urls.len());
+    for url in urls {
+        let url = url.as_ref().trim();
+        let info = url
+            .into_connection_info()
+            .map_err(|error| invalid(url, format!("not a usable Redis URL: {error}")))?;
+        nodes.push(info);
+    }
+    let mut builder = ClusterClientBuilder::new(nodes);
+    if urls
+        .iter()
+        .any(|url| url.as_ref().trim().starts_with("rediss://"))
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        if let Some(ca) = &options.tls_ca_pem {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            });
+        }
+    }
+    Ok(builder)
+}
+
+/// Which connection an operation runs on.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// The connection of reads and puts: one of the pool's, or the cluster's read connection.
+    Reads,
+    /// On a cluster, the connection invalidations wait on for their replicas.
+    ClusterWrites,
+}
+
 impl<C: Codec> Inner<C> {
-    /// Runs one store operation under the timeout, on a checked-out connection that `work` hands back
-    /// with its result, so a failure can retire it. While the circuit
-    /// is open, reads and writes of entries (`fail_fast`) fail at once; invalidations always try, since a
-    /// lost invalidation would leave entries stale. A connection whose operation timed out is retired: a
-    /// silent socket would otherwise keep its slot until the kernel gives up on it.
+    /// The group `key` belongs to.
+    fn group(&self, key: &str) -> &Group {
+        &self.groups[cluster::group_of(key, self.groups.len())]
+    }
+
+    /// The one group of a single server: the near tier and client tracking exist only there.
+    fn single(&self) -> &Group {
+        &self.groups[0]
+    }
+
     async fn run<T, F, Fut>(
         &self,
         operation: &'static str,
         fail_fast: bool,
+        circuit: &Circuit,
         work: F,
     ) -> Result<T, Error>
     where
         F: FnOnce(Checkout) -> Fut,
         Fut: Future<Output = (Checkout, Result<T, OpError>)>,
     {
-        if fail_fast && !self.circuit.allows() {
+        self.run_on(Lane::Reads, operation, fail_fast, circuit, work)
+            .await
+    }
+
+    /// Runs one store operation under the timeout, on a checked-out connection that `work` hands back
+    /// with its result, so a failure can retire it. While the circuit
+    /// is open, reads and writes of entries (`fail_fast`) fail at once; invalidations always try, since a
+    /// lost invalidation would leave entries stale. A connection whose operation timed out is retired: a
+    /// silent socket would otherwise keep its slot until the kernel gives up on it.
+    async fn run_on<T, F, Fut>(
+        &self,
+        lane: Lane,
+        operation: &'static str,
+        fail_fast: bool,
+        circuit: &Circuit,
+        work: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Checkout) -> Fut,
+        Fut: Future<Output = (Checkout, Result<T, OpError>)>,
+    {
+        if fail_fast && !circuit.allows() {
             return Err(Error::store(
                 operation,
                 "Redis unreachable; retrying shortly",
@@ -287,17 +461,21 @@ impl<C: Codec> Inner<C> {
                 operation,
                 after: self.timeout,
             };
-            self.circuit.trip(&error);
+            circuit.trip(&error);
             error
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let checkout = match self.connections.ready() {
+        let ready = match lane {
+            Lane::Reads => self.connections.ready(),
+            Lane::ClusterWrites => Err(Pick::Writes),
+        };
+        let checkout = match ready {
             Ok(checkout) => checkout,
             Err(pick) => {
                 match tokio::time::timeout_at(deadline, self.connections.checkout(pick)).await {
                     Ok(Ok(checkout)) => checkout,
                     Ok(Err(error)) => {
-                        self.circuit.trip(&error);
+                        circuit.trip(&error);
                         return Err(Error::store(operation, error));
                     }
                     Err(_) => return Err(timed_out()),
@@ -309,7 +487,7 @@ impl<C: Codec> Inner<C> {
             Ok((_, Ok(value))) => Ok(value),
             Ok((checkout, Err(OpError::Redis(error)))) => {
                 if checkout.note(&error) {
-                    self.circuit.trip(&error);
+                    circuit.trip(&error);
                 }
                 Err(Error::store(operation, error))
             }
@@ -320,7 +498,7 @@ impl<C: Codec> Inner<C> {
             }
         };
         match &result {
-            Ok(_) => self.circuit.close(),
+            Ok(_) => circuit.close(),
             // Whatever failed, this process may have missed a notice: near copies wait for a proof.
             Err(_) => self.coherence.doubt(),
         }
@@ -330,7 +508,7 @@ impl<C: Codec> Inner<C> {
     /// Whether near copies may be served: no tracking notice waits to be read into the view, and a
     /// recent round trip proved the view current.
     fn near_standing(&self, now: tokio::time::Instant) -> Standing {
-        if !self.tracking.enabled() || self.tracking.notices() > self.view.noticed() {
+        if !self.tracking.enabled() || self.tracking.notices() > self.single().view.noticed() {
             return Standing::Unproven;
         }
         self.coherence.standing(now)
@@ -340,7 +518,7 @@ impl<C: Codec> Inner<C> {
     /// its notices: if no notice arrived since, the view held every invalidation that had returned when
     /// it was sent.
     fn prove_current(&self, sent: tokio::time::Instant) {
-        if self.tracking.notices() <= self.view.noticed() {
+        if self.tracking.notices() <= self.single().view.noticed() {
             self.coherence.proven(sent);
         }
     }
@@ -370,14 +548,15 @@ impl<C: Codec> Inner<C> {
         runtime.spawn(async move {
             let inner = &*proving.0;
             let proved = inner
-                .run("prove", true, |mut checkout| async move {
+                .run("prove", true, &inner.single().circuit, |mut checkout| async move {
                     let sent = tokio::time::Instant::now();
                     let proved = async {
                         if checkout.tracked {
                             let conn = &mut checkout.connection;
                             redis::cmd("PING").query_async::<()>(conn).await?;
                             let notices = || inner.tracking.notices();
-                            inner.view.refresh(notices, &inner.keys, conn).await?;
+                            let group = inner.single();
+                            group.view.refresh(notices, &group.keys, conn).await?;
                             inner.prove_current(sent);
                         }
                         Ok::<_, RedisError>(())
@@ -399,7 +578,8 @@ impl<C: Codec> Inner<C> {
         key: &CacheKey,
         now: tokio::time::Instant,
     ) -> Option<Lookup<V>> {
-        let (version, history) = (self.view.version(), self.view.history());
+        let view = &self.single().view;
+        let (version, history) = (view.version(), view.history());
         near.copies.read(key, |copy| {
             if now >= copy.expires_at || copy.history != history {
                 return None;
@@ -407,7 +587,7 @@ impl<C: Codec> Inner<C> {
             // Judged against the records once per change of them, not on every hit.
             if copy.alive_at.load(Ordering::Relaxed) != version {
                 let tags = copy.tags.iter().map(String::as_str);
-                if self.view.is_dead(key, tags, copy.stamp) {
+                if view.is_dead(key, tags, copy.stamp) {
                     return None;
                 }
                 copy.alive_at.store(version, Ordering::Relaxed);
@@ -428,7 +608,7 @@ impl<C: Codec> Inner<C> {
                 },
                 Some(revalidate) => Lookup::Stale {
                     value,
-                    stamp: FillStamp::new(self.view.cursor()),
+                    stamp: FillStamp::new(view.cursor()),
                     revalidate,
                 },
             })
@@ -441,7 +621,7 @@ impl<C: Codec> Inner<C> {
             return;
         }
         let synced = self
-            .run("time", true, |mut checkout| async move {
+            .run("time", true, &self.circuit, |mut checkout| async move {
                 let synced = self.clock.sync(&mut checkout.connection).await;
                 (checkout, synced.map_err(OpError::from))
             })
@@ -467,24 +647,25 @@ impl<C: Codec> Inner<C> {
     where
         V: DeserializeOwned + Clone + Send + Sync,
     {
-        let entry_key = self.keys.entry(&key);
+        let group = self.group(&key);
+        let entry_key = group.keys.entry(&key);
         let with_ttl = near.is_some();
-        let (sent, history) = (tokio::time::Instant::now(), self.view.history());
+        let (sent, history) = (tokio::time::Instant::now(), group.view.history());
         let (bytes, clock, ttl_ms) = self
-            .run("get", true, |mut checkout| async move {
-                let fetched = self.fetch(&mut checkout, &entry_key, with_ttl).await;
+            .run("get", true, &group.circuit, |mut checkout| async move {
+                let fetched = self.fetch(group, &mut checkout, &entry_key, with_ttl).await;
                 (checkout, fetched.map_err(OpError::from))
             })
             .await?;
         // A fill that follows this miss starts after every invalidation the view knows of.
-        let stamp = FillStamp::new(clock.max(self.view.cursor()));
+        let stamp = FillStamp::new(clock.max(group.view.cursor()));
         let Some(bytes) = bytes else {
             return Ok(Lookup::Miss { stamp });
         };
         let near = near
             .zip(ttl_ms.filter(|&ms| ms > 0))
             .map(|(tier, ttl_ms)| NearFill::new(tier, sent, history, ttl_ms));
-        Ok(self.read_entry(&key, &bytes, stamp, near).await)
+        Ok(self.read_entry(group, &key, &bytes, stamp, near).await)
     }
 
     /// The entry's bytes, the clock read beside them without client tracking (0 with tracking: the view
@@ -492,6 +673,7 @@ impl<C: Codec> Inner<C> {
     /// Either way the view is brought up to date before the entry is judged.
     async fn fetch(
         &self,
+        group: &Group,
         checkout: &mut Checkout,
         entry_key: &str,
         with_ttl: bool,
@@ -523,17 +705,17 @@ impl<C: Codec> Inner<C> {
                 other => other?,
             };
             let notices = || self.tracking.notices();
-            self.view.refresh(notices, &self.keys, conn).await?;
+            group.view.refresh(notices, &group.keys, conn).await?;
             self.prove_current(sent);
             return Ok((bytes, 0, ttl_ms));
         }
         let (bytes, clock) = redis::cmd("MGET")
             .arg(entry_key)
-            .arg(&self.keys.epoch)
+            .arg(&group.keys.epoch)
             .query_async::<(Option<Vec<u8>>, Option<u64>)>(conn)
             .await?;
         let clock = clock.unwrap_or(0);
-        self.view.catch_up(clock, &self.keys, conn).await?;
+        group.view.catch_up(clock, &group.keys, conn).await?;
         Ok((bytes, clock, None))
     }
 
@@ -541,6 +723,7 @@ impl<C: Codec> Inner<C> {
     /// copied into `near` with the TTL Redis has left on it.
     async fn read_entry<V>(
         &self,
+        group: &Group,
         key: &CacheKey,
         bytes: &[u8],
         stamp: FillStamp,
@@ -553,7 +736,7 @@ impl<C: Codec> Inner<C> {
             Ok(raw) => raw,
             Err(error) => return Lookup::Undecodable { stamp, error },
         };
-        if self.view.is_dead(key, raw.tags(), raw.stamp.get()) {
+        if group.view.is_dead(key, raw.tags(), raw.stamp.get()) {
             return Lookup::Miss { stamp };
         }
         let value: V = match self.codec.decode(raw.payload) {
@@ -584,16 +767,16 @@ impl<C: Codec> Inner<C> {
 
     /// A storing script (PUT or UPDATE) with the keys both take: the entry, then the invalidation state.
     fn storing<'a>(
-        &'a self,
+        group: &'a Group,
         script: &'a redis::Script,
         entry_key: &'a str,
     ) -> redis::ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
         invocation
             .key(entry_key)
-            .key(&self.keys.records)
-            .key(&self.keys.floor)
-            .key(&self.keys.epoch);
+            .key(&group.keys.records)
+            .key(&group.keys.floor)
+            .key(&group.keys.epoch);
         invocation
     }
 
@@ -610,21 +793,22 @@ impl<C: Codec> Inner<C> {
         let (ttl_ms, freshness) = self.lifetime(&entry).await;
         let mut names: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
         names.push(key_record(&key));
-        let entry_key = self.keys.entry(&key);
+        let group = self.group(&key);
+        let entry_key = group.keys.entry(&key);
         let copy = near.map(|_| (entry.value.clone(), entry.tags.clone()));
-        let (sent, history) = (tokio::time::Instant::now(), self.view.history());
+        let (sent, history) = (tokio::time::Instant::now(), group.view.history());
         let (outcome, stamp) = self
-            .run("put", true, |mut checkout| async move {
+            .run("put", true, &group.circuit, |mut checkout| async move {
                 let stored = async {
                     let stamp = match entry.stamp {
                         Some(stamp) => stamp.get(),
                         // A value returned by a write is as fresh as the clock now.
                         None => redis::cmd("GET")
-                            .arg(&self.keys.epoch)
+                            .arg(&group.keys.epoch)
                             .query_async::<Option<u64>>(&mut checkout.connection)
                             .await?
                             .unwrap_or(0)
-                            .max(self.view.cursor()),
+                            .max(group.view.cursor()),
                     };
                     let bytes = envelope::encode_with(
                         &self.codec,
@@ -633,7 +817,7 @@ impl<C: Codec> Inner<C> {
                         &entry.tags,
                         &entry.value,
                     )?;
-                    let mut invocation = self.storing(&scripts::PUT, &entry_key);
+                    let mut invocation = Self::storing(group, &scripts::PUT, &entry_key);
                     invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
                     let stored = invocation
                         .invoke_async::<i64>(&mut checkout.connection)
@@ -669,7 +853,7 @@ impl<C: Codec> Inner<C> {
             near.copies.remove(&key);
         }
         let (ttl_ms, freshness) = self.lifetime(&entry).await;
-        let (sent, history) = (tokio::time::Instant::now(), self.view.history());
+        let (sent, history) = (tokio::time::Instant::now(), self.group(&key).view.history());
         let updated = self.update_in_redis(&key, &entry, ttl_ms, freshness).await;
         // Like an invalidation of the key: the view learns it before a copy is served here again.
         self.made_change();
@@ -716,10 +900,11 @@ impl<C: Codec> Inner<C> {
             .map(|stamp| stamp.get().to_string())
             .unwrap_or_default();
         let tags: Vec<String> = entry.tags.iter().map(|tag| tag_record(tag)).collect();
-        let entry_key = self.keys.entry(key);
+        let group = self.group(key);
+        let entry_key = group.keys.entry(key);
         let key_name = key_record(key);
-        self.run("put", true, |mut checkout| async move {
-            let mut invocation = self.storing(&scripts::UPDATE, &entry_key);
+        self.run("put", true, &group.circuit, |mut checkout| async move {
+            let mut invocation = Self::storing(group, &scripts::UPDATE, &entry_key);
             invocation
                 .arg(&base)
                 .arg(ttl_ms)
@@ -741,11 +926,13 @@ impl<C: Codec> Inner<C> {
 
     async fn claim_fill(
         &self,
-        claim: String,
+        key: &CacheKey,
         token: u64,
         lease: Duration,
     ) -> Result<FillClaim, Error> {
-        self.run("claim", true, |mut checkout| async move {
+        let group = self.group(key);
+        let claim = group.keys.claim(key);
+        self.run("claim", true, &group.circuit, |mut checkout| async move {
             let claimed = scripts::CLAIM_FILL
                 .key(&claim)
                 .arg(token)
@@ -763,92 +950,357 @@ impl<C: Codec> Inner<C> {
     }
 
     /// Never fails fast: a claim left behind makes other processes wait for its lease.
-    async fn release_fill(&self, claim: String, token: u64) -> Result<(), Error> {
-        self.run("release", false, |mut checkout| async move {
-            let released = scripts::RELEASE_FILL
-                .key(&claim)
-                .arg(token)
-                .invoke_async::<i64>(&mut checkout.connection)
-                .await;
-            (checkout, released.map(drop).map_err(OpError::from))
-        })
+    async fn release_fill(&self, key: &CacheKey, token: u64) -> Result<(), Error> {
+        let group = self.group(key);
+        let claim = group.keys.claim(key);
+        self.run(
+            "release",
+            false,
+            &group.circuit,
+            |mut checkout| async move {
+                let released = scripts::RELEASE_FILL
+                    .key(&claim)
+                    .arg(token)
+                    .invoke_async::<i64>(&mut checkout.connection)
+                    .await;
+                (checkout, released.map(drop).map_err(OpError::from))
+            },
+        )
         .await
     }
 
+    /// Records an invalidation of tags in every group (their entries may live in any), or of a key in
+    /// its own group, where its entry is also unlinked.
     async fn invalidate(
         &self,
         operation: &'static str,
         names: Vec<String>,
-        unlink: Option<String>,
+        key: Option<&CacheKey>,
     ) -> Result<(), Error> {
+        let mut args = vec![self.max_records.to_string()];
+        args.extend(names);
+        let groups: Vec<&Group> = match key {
+            Some(key) => vec![self.group(key)],
+            None => self.groups.iter().collect(),
+        };
         let invalidated = self
-            .run(operation, false, |mut checkout| async move {
-                let mut invocation = scripts::INVALIDATE.prepare_invoke();
-                invocation
-                    .key(&self.keys.epoch)
-                    .key(&self.keys.records)
-                    .key(&self.keys.floor);
-                if let Some(entry_key) = &unlink {
-                    invocation.key(entry_key);
-                }
-                invocation.arg(self.max_records).arg(&names);
-                let recorded = invocation
-                    .invoke_async::<u64>(&mut checkout.connection)
-                    .await;
-                if let Ok(at) = recorded {
-                    tracing::debug!(at, records = names.len(), "invalidation recorded");
-                }
-                (checkout, recorded.map(drop).map_err(OpError::from))
+            .in_groups(operation, &scripts::INVALIDATE, groups, |group| {
+                let mut keys = group.keys.state();
+                keys.extend(key.map(|key| group.keys.entry(key)));
+                (keys, args.clone())
             })
             .await;
         self.made_change();
         invalidated
     }
 
+    /// Runs one of the invalidation-state scripts (INVALIDATE, CLEAR: first keys the group's clock,
+    /// records and floor) in `groups`. Fails with the first group's error, after every group was tried.
+    async fn in_groups(
+        &self,
+        operation: &'static str,
+        script: &'static redis::Script,
+        groups: Vec<&Group>,
+        invocation: impl Fn(&Group) -> (Vec<String>, Vec<String>),
+    ) -> Result<(), Error> {
+        if let Some(shape) = &self.cluster {
+            let calls = groups.iter().map(|group| invocation(group)).collect();
+            return self.on_masters(operation, script, calls, shape).await;
+        }
+        for group in groups {
+            let (keys, args) = invocation(group);
+            self.run(
+                operation,
+                false,
+                &group.circuit,
+                |mut checkout| async move {
+                    let mut invocation = script.prepare_invoke();
+                    for key in &keys {
+                        invocation.key(key);
+                    }
+                    for arg in &args {
+                        invocation.arg(arg);
+                    }
+                    let recorded = invocation
+                        .invoke_async::<u64>(&mut checkout.connection)
+                        .await;
+                    if let Ok(at) = recorded {
+                        tracing::debug!(at, operation, "invalidation recorded");
+                    }
+                    (checkout, recorded.map(drop).map_err(OpError::from))
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `script` once per `(keys, args)` of `calls` on a cluster: one pipeline per master, holding
+    /// every call whose slot it serves, then `WAIT` for [`RedisOptions::replica_acks`] replicas, so that
+    /// a failover cannot lose what returned. One `WAIT` per master, not per group: Redis answers
+    /// nothing else on a connection while a `WAIT` blocks it. Calls a master refused (moved slots, a
+    /// script it does not know) are sent again after the masters are read again, within the timeout.
+    async fn on_masters(
+        &self,
+        operation: &'static str,
+        script: &'static redis::Script,
+        calls: Vec<(Vec<String>, Vec<String>)>,
+        shape: &ClusterShape,
+    ) -> Result<(), Error> {
+        let Connections::Cluster(cluster) = &self.connections else {
+            return Err(Error::store(operation, "not a cluster"));
+        };
+        let calls = &calls;
+        self.run_on(
+            Lane::ClusterWrites,
+            operation,
+            false,
+            &self.circuit,
+            |mut checkout| async move {
+                let recorded = match &mut checkout.connection {
+                    Conn::Cluster(conn) => {
+                        self.record_on_masters(cluster, conn, script, calls, shape)
+                            .await
+                    }
+                    Conn::Node(_) => {
+                        Err(Error::store(operation, "not a cluster connection").into())
+                    }
+                };
+                (checkout, recorded)
+            },
+        )
+        .await
+    }
+
+    async fn record_on_masters(
+        &self,
+        cluster: &ClusterConnections,
+        conn: &mut ClusterConnection,
+        script: &redis::Script,
+        calls: &[(Vec<String>, Vec<String>)],
+        shape: &ClusterShape,
+    ) -> Result<(), OpError> {
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        let mut last_error = None;
+        for attempt in 0..MASTER_ATTEMPTS {
+            if attempt > 0 {
+                // Slots on the move, or a failover under way.
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await;
+            }
+            let masters = match cluster.masters(conn, attempt > 0).await {
+                Ok(masters) => masters,
+                Err(error) => {
+                    last_error = Some(error);
+                    continue;
+                }
+            };
+            let round = self
+                .send_to_masters(conn, script, calls, &pending, &masters, shape)
+                .await;
+            if let Some(unacknowledged) = round.unacknowledged {
+                // Sending again would not make a replica answer sooner.
+                return Err(unacknowledged.into());
+            }
+            if round.noscript {
+                if let Err(error) = script.prepare_invoke().load_async(conn).await {
+                    last_error = Some(error);
+                }
+            }
+            last_error = round.refused.or(last_error);
+            pending = round.again;
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(last_error.map_or_else(
+            || Error::store("invalidate", "no master serves the groups' slots").into(),
+            OpError::from,
+        ))
+    }
+
+    /// One pipeline per master with the `pending` calls whose slot it serves (as `masters` says),
+    /// then `WAIT`; all masters at once.
+    async fn send_to_masters(
+        &self,
+        conn: &ClusterConnection,
+        script: &redis::Script,
+        calls: &[(Vec<String>, Vec<String>)],
+        pending: &[usize],
+        masters: &[Master],
+        shape: &ClusterShape,
+    ) -> Round {
+        let mut round = Round::default();
+        let mut routed: Vec<(&Master, Vec<usize>)> = Vec::new();
+        for &call in pending {
+            let slot = cluster::slot(calls[call].0[0].as_bytes());
+            match masters.iter().find(|master| master.serves(slot)) {
+                Some(master) => match routed.iter_mut().find(|(m, _)| std::ptr::eq(*m, master)) {
+                    Some((_, batch)) => batch.push(call),
+                    None => routed.push((master, vec![call])),
+                },
+                None => round.again.push(call),
+            }
+        }
+        let wait_ms = u64::try_from(self.timeout.as_millis() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let sends = routed.into_iter().map(|(master, batch)| {
+            let mut conn = conn.clone();
+            let mut pipe = redis::pipe();
+            for &call in &batch {
+                let (keys, args) = &calls[call];
+                pipe.cmd("EVALSHA")
+                    .arg(script.get_hash())
+                    .arg(keys.len())
+                    .arg(keys)
+                    .arg(args);
+            }
+            if shape.replica_acks > 0 {
+                pipe.cmd("WAIT").arg(shape.replica_acks).arg(wait_ms);
+            }
+            let count = batch.len() + usize::from(shape.replica_acks > 0);
+            async move {
+                let replies = conn.route_pipeline(pipe, 0, count, master.route()).await;
+                (batch, replies)
+            }
+        });
+        for (batch, replies) in futures_util::future::join_all(sends).await {
+            let replies = match replies {
+                Ok(replies)
+                    if replies.len() == batch.len() + usize::from(shape.replica_acks > 0) =>
+                {
+                    replies
+                }
+                Ok(_) => {
+                    round.refused = Some(RedisError::from((
+                        redis::ErrorKind::UnexpectedReturnType,
+                        "a pipeline's replies do not match its commands",
+                    )));
+                    round.again.extend(batch);
+                    continue;
+                }
+                Err(error) => {
+                    round.refused = Some(error);
+                    round.again.extend(batch);
+                    continue;
+                }
+            };
+            let mut stored = 0u32;
+            for (&call, reply) in batch.iter().zip(&replies) {
+                match reply {
+                    redis::Value::ServerError(error) => {
+                        round.noscript |= error.code() == "NOSCRIPT";
+                        round.refused = Some(error.clone().into());
+                        round.again.push(call);
+                    }
+                    _ => stored += 1,
+                }
+            }
+            if shape.replica_acks == 0 || stored == 0 {
+                continue;
+            }
+            let acks = match replies.last() {
+                Some(redis::Value::Int(acks)) => u32::try_from(*acks).unwrap_or(0),
+                _ => 0,
+            };
+            if acks < shape.replica_acks {
+                round.unacknowledged = Some(Error::store(
+                    "invalidate",
+                    format!(
+                        "recorded on the master, acknowledged by {acks} of the {} replicas required within {wait_ms} ms: a failover now could lose it",
+                        shape.replica_acks
+                    ),
+                ));
+            }
+        }
+        round
+    }
+
     async fn clear(self: Arc<Self>) -> Result<(), Error> {
-        let keys = &self.keys;
         let cleared = self
-            .run("clear", false, |mut checkout| async move {
-                let mut invocation = scripts::CLEAR.prepare_invoke();
-                invocation
-                    .key(&keys.epoch)
-                    .key(&keys.records)
-                    .key(&keys.floor);
-                let cleared = invocation
-                    .invoke_async::<u64>(&mut checkout.connection)
-                    .await;
-                (checkout, cleared.map(drop).map_err(OpError::from))
-            })
+            .in_groups(
+                "clear",
+                &scripts::CLEAR,
+                self.groups.iter().collect(),
+                |group| (group.keys.state(), Vec::new()),
+            )
             .await;
         self.made_change();
         cleared?;
         // Every entry is already gone for readers (the floor). Unlinking them only frees memory, so it runs
         // in the background, one bounded `SCAN` step at a time, matching only this prefix's entries.
         tokio::spawn(async move {
-            if let Err(error) = self.sweep_entries().await {
+            let swept = match &self.cluster {
+                None => {
+                    let pattern = &self.single().keys.entry_pattern;
+                    self.sweep(pattern, None, |_| true).await
+                }
+                Some(shape) => self.sweep_cluster(&shape.entry_pattern).await,
+            };
+            if let Err(error) = swept {
                 tracing::warn!(error = %error, "clear: unlinking entries stopped early; their TTLs will expire them");
             }
         });
         Ok(())
     }
 
-    async fn sweep_entries(&self) -> Result<(), Error> {
+    /// Sweeps every master of the cluster, keeping to the keys of this prefix's groups.
+    async fn sweep_cluster(&self, pattern: &str) -> Result<(), Error> {
+        let masters = self
+            .run("clear", false, &self.circuit, |mut checkout| async move {
+                let masters = match &mut checkout.connection {
+                    Conn::Cluster(conn) => cluster::masters(conn).await,
+                    Conn::Node(_) => Ok(Vec::new()),
+                };
+                (checkout, masters.map_err(OpError::from))
+            })
+            .await?;
+        let bases: Vec<&str> = self
+            .groups
+            .iter()
+            .map(|group| group.keys.entry_base())
+            .collect();
+        let ours = |key: &str| bases.iter().any(|base| key.starts_with(base));
+        for master in &masters {
+            self.sweep(pattern, Some(master), ours).await?;
+        }
+        Ok(())
+    }
+
+    /// Unlinks the entries `SCAN` finds matching `pattern` and `ours`, on one cluster node or on the
+    /// server.
+    async fn sweep(
+        &self,
+        pattern: &str,
+        node: Option<&Master>,
+        ours: impl Fn(&str) -> bool,
+    ) -> Result<(), Error> {
         let mut cursor = 0u64;
         loop {
-            let pattern = &self.keys.entry_pattern;
+            let ours = &ours;
             cursor = self
-                .run("clear", false, |mut checkout| async move {
+                .run("clear", false, &self.circuit, |mut checkout| async move {
                     let conn = &mut checkout.connection;
                     let step: Result<u64, OpError> = async {
-                        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                            .arg(cursor)
+                        let mut scan = redis::cmd("SCAN");
+                        scan.arg(cursor)
                             .arg("MATCH")
                             .arg(pattern)
                             .arg("COUNT")
-                            .arg(CLEAR_BATCH)
-                            .query_async(conn)
-                            .await?;
+                            .arg(CLEAR_BATCH);
+                        let (next, found): (u64, Vec<String>) = match (&mut *conn, node) {
+                            (Conn::Cluster(conn), Some(master)) => {
+                                let routing = RoutingInfo::SingleNode(master.route());
+                                let reply = conn.route_command(scan, routing).await?;
+                                redis::FromRedisValue::from_redis_value(reply)
+                                    .map_err(RedisError::from)?
+                            }
+                            (conn, _) => scan.query_async(conn).await?,
+                        };
+                        let found: Vec<String> =
+                            found.into_iter().filter(|key| ours(key)).collect();
                         if !found.is_empty() {
+                            // On a cluster, the client splits this by slot.
                             redis::cmd("UNLINK")
                                 .arg(&found)
                                 .query_async::<()>(conn)
@@ -868,6 +1320,22 @@ impl<C: Codec> Inner<C> {
 }
 
 type RedisResult<T> = Result<T, RedisError>;
+
+/// Rounds of pipelines an invalidation on a cluster sends before giving up (within its timeout).
+const MASTER_ATTEMPTS: u64 = 4;
+
+/// What one round of pipelines to the masters left to do.
+#[derive(Default)]
+struct Round {
+    /// Calls to send again (their master refused them, or none served their slot).
+    again: Vec<usize>,
+    /// Why the last refused call was refused.
+    refused: Option<RedisError>,
+    /// A master did not know the script.
+    noscript: bool,
+    /// A master ran its calls, but too few replicas acknowledged them.
+    unacknowledged: Option<Error>,
+}
 
 /// Longest TTL written to Redis: a hundred years, far inside what `PX` accepts.
 const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
@@ -916,10 +1384,8 @@ where
         }
         let inner = Arc::clone(&self.inner);
         let names = vec![key_record(key)];
-        let entry_key = inner.keys.entry(key);
-        StoreFuture::pending(
-            async move { inner.invalidate("remove", names, Some(entry_key)).await },
-        )
+        let key = key.clone();
+        StoreFuture::pending(async move { inner.invalidate("remove", names, Some(&key)).await })
     }
 
     fn invalidate_tags(&self, tags: &[String]) -> StoreFuture<Result<(), Error>> {
@@ -957,20 +1423,20 @@ where
         lease: Duration,
     ) -> StoreFuture<Result<FillClaim, Error>> {
         let inner = Arc::clone(&self.inner);
-        let claim = inner.keys.claim(key);
-        StoreFuture::pending(async move { inner.claim_fill(claim, token, lease).await })
+        let key = key.clone();
+        StoreFuture::pending(async move { inner.claim_fill(&key, token, lease).await })
     }
 
     fn release_fill(&self, key: &CacheKey, token: u64) -> StoreFuture<Result<(), Error>> {
         let inner = Arc::clone(&self.inner);
-        let claim = inner.keys.claim(key);
-        StoreFuture::pending(async move { inner.release_fill(claim, token).await })
+        let key = key.clone();
+        StoreFuture::pending(async move { inner.release_fill(&key, token).await })
     }
 
     /// From the process's view of the invalidations, which every lookup brings up to date: no round trip.
     fn invalidated_since(&self, key: &CacheKey, tags: &[String], stamp: FillStamp) -> bool {
         let tags = tags.iter().map(String::as_str);
-        self.inner.view.is_dead(key, tags, stamp.get())
+        self.inner.group(key).view.is_dead(key, tags, stamp.get())
     }
 
     /// With a near tier: its copy when the view is proven current (no round trip), else Redis.

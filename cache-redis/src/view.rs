@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use cache_core::store::InvalidationRecords;
-use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
+
+use crate::connection::Conn;
 
 use crate::keys::Keys;
 
@@ -103,7 +104,7 @@ impl View {
         &self,
         notices: impl Fn() -> u64,
         keys: &Keys,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
     ) -> RedisResult<()> {
         if notices() <= self.noticed.load(Ordering::Acquire) {
             return Ok(());
@@ -136,7 +137,7 @@ impl View {
         &self,
         clock: u64,
         keys: &Keys,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
     ) -> RedisResult<()> {
         if clock <= self.cursor.load(Ordering::Acquire) {
             return Ok(());

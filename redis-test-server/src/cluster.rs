@@ -27,6 +27,8 @@ pub struct RedisCluster {
 /// One line of `CLUSTER NODES`: a node's port, role and state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterNode {
+    /// The node's ID in the cluster.
+    pub id: String,
     /// The node's port on 127.0.0.1.
     pub port: u16,
     /// True for a master, false for a replica.
@@ -130,6 +132,17 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no node on port {port}"))
     }
 
+    /// The node listening on `port`, to pause or resume it.
+    ///
+    /// # Panics
+    /// When no node of this cluster listens there.
+    pub fn node_ref(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|node| node.port() == port)
+            .unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
     /// The cluster as a running node sees it (`CLUSTER NODES`).
     ///
     /// # Panics
@@ -150,6 +163,40 @@ impl RedisCluster {
             .filter(|node| node.master && !node.failed)
             .map(|node| node.port)
             .collect()
+    }
+
+    /// Moves `slots` hash slots from the master on port `from` to the master on port `to`, keys
+    /// included (`redis-cli --cluster reshard`, which migrates them with `MIGRATE`), while clients go
+    /// on using the cluster. The slots moved are the lowest `from` serves.
+    ///
+    /// # Panics
+    /// When either port is not a master's, or the resharding fails.
+    pub fn reshard(&self, from: u16, to: u16, slots: u32) {
+        let topology = self.topology();
+        let id = |port: u16| {
+            topology
+                .iter()
+                .find(|node| node.port == port && node.master)
+                .unwrap_or_else(|| panic!("no master on port {port}: {topology:?}"))
+                .id
+                .clone()
+        };
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .args(["--cluster-pipeline", "100"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("cannot run redis-cli ({error}): {}", crate::INSTALL_HINT)
+            });
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster reshard failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     /// Waits until every running node reports `cluster_state:ok`, with every slot served and exactly
@@ -213,6 +260,7 @@ fn parse_nodes(text: &str) -> Vec<ClusterNode> {
                 .ok()?;
             let flags = fields.get(2)?;
             Some(ClusterNode {
+                id: (*fields.first()?).to_owned(),
                 port,
                 master: flags.contains("master"),
                 failed: flags.split(',').any(|flag| flag == "fail"),
