@@ -13,6 +13,7 @@
 //! | `{prefix}:floor` | integer | entries stamped before it are gone (set by `clear` and by trimming `inv`) |
 //! | `{prefix}:c:<key>` | string, with the lease as TTL | the token of the process filling `<key>` (shared single flight) |
 //! | `{prefix}:rl:...` | lists and strings with TTLs | another component's state through [`RedisScripts`](crate::RedisScripts) (the Discord rate limiter); never scanned by `clear` |
+//! | `{prefix}:groups` | integer | on a cluster: the prefix's group count, the same for every process |
 
 use cache_core::CacheKey;
 

@@ -116,6 +116,7 @@ async fn thirty_thousand_entries_spread_within_fifteen_percent_of_even() {
         .all(|outcome| matches!(outcome, Ok(PutOutcome::Stored))));
 
     let counts = keys_per_master(&cluster, "{spread:#*}:e:*");
+    eprintln!("entries per master: {counts:?}");
     assert_eq!(counts.len(), 3, "{counts:?}");
     assert_eq!(counts.values().sum::<usize>(), 30_000, "{counts:?}");
     for (master, count) in &counts {

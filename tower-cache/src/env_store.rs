@@ -1,4 +1,5 @@
-//! The store the environment asks for: Redis when `REDIS_URL` is set, in process otherwise.
+//! The store the environment asks for: Redis when `REDIS_URL` is set, a Redis Cluster when
+//! `REDIS_CLUSTER_URLS` is, in process otherwise.
 
 use cache_core::config::env::{Environment, ProcessEnv};
 use cache_core::{
@@ -6,7 +7,7 @@ use cache_core::{
     StoreFuture,
 };
 use cache_memory::MemoryStore;
-use cache_redis::{RedisOptions, RedisStore, REDIS_URL};
+use cache_redis::{RedisOptions, RedisStore, REDIS_CLUSTER_URLS, REDIS_URL};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -50,7 +51,8 @@ where
     V: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     /// Redis at `REDIS_URL` (settings from [`RedisOptions::from_env_source`], a near tier in front of
-    /// it when `CACHE_NEAR_SIZE` is above 0) when it is set and not empty; otherwise memory
+    /// it when `CACHE_NEAR_SIZE` is above 0) when it is set and not empty; the Redis Cluster whose seed
+    /// nodes `REDIS_CLUSTER_URLS` lists (comma-separated) when that is set instead; otherwise memory
     /// (`CACHE_MEMORY_SIZE`).
     ///
     /// # Errors
@@ -64,12 +66,23 @@ where
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first variable whose value is bad.
     pub fn from_env_source(env: &impl Environment) -> Result<Self, Error> {
-        match env.var(REDIS_URL)? {
-            Some(url) => {
+        match (env.var(REDIS_URL)?, cache_redis::cluster_urls(env)?) {
+            (Some(_), Some(_)) => Err(cache_core::config::env::invalid(
+                REDIS_CLUSTER_URLS,
+                "<set>",
+                format!(
+                    "set {REDIS_URL} (one server) or {REDIS_CLUSTER_URLS} (a cluster), not both"
+                ),
+            )),
+            (Some(url), None) => {
                 let options = RedisOptions::from_env_source(env)?;
                 Ok(Self::Redis(RedisStore::connect(url.trim(), options)?))
             }
-            None => Ok(Self::Memory(MemoryStore::from_env_source(env)?)),
+            (None, Some(seeds)) => {
+                let options = RedisOptions::from_env_source(env)?;
+                Ok(Self::Redis(RedisStore::connect_cluster(&seeds, options)?))
+            }
+            (None, None) => Ok(Self::Memory(MemoryStore::from_env_source(env)?)),
         }
     }
 
