@@ -903,25 +903,99 @@ impl<C: Codec> Inner<C> {
         let group = self.group(key);
         let entry_key = group.keys.entry(key);
         let key_name = key_record(key);
-        self.run("put", true, &group.circuit, |mut checkout| async move {
-            let mut invocation = Self::storing(group, &scripts::UPDATE, &entry_key);
-            invocation
-                .arg(&base)
-                .arg(ttl_ms)
-                .arg(head)
-                .arg(tail)
-                .arg(self.max_records)
-                .arg(&key_name)
-                .arg(&tags);
-            let tick = invocation
-                .invoke_async::<u64>(&mut checkout.connection)
-                .await;
-            (
-                checkout,
-                tick.map(|at| (at > 0).then_some(at)).map_err(OpError::from),
-            )
-        })
+        let waited = self.cluster.as_ref().filter(|shape| shape.replica_acks > 0);
+        let lane = match waited {
+            Some(_) => Lane::ClusterWrites,
+            None => Lane::Reads,
+        };
+        self.run_on(
+            lane,
+            "put",
+            true,
+            &group.circuit,
+            |mut checkout| async move {
+                let mut invocation = Self::storing(group, &scripts::UPDATE, &entry_key);
+                invocation
+                    .arg(&base)
+                    .arg(ttl_ms)
+                    .arg(&head)
+                    .arg(&tail)
+                    .arg(self.max_records)
+                    .arg(&key_name)
+                    .arg(&tags);
+                let tick = match waited {
+                    // Like an invalidation of the key: a failover must not bring the old entry back.
+                    Some(shape) => {
+                        let mut pipe = redis::pipe();
+                        pipe.cmd("EVALSHA")
+                            .arg(scripts::UPDATE.get_hash())
+                            .arg(4)
+                            .arg(&entry_key)
+                            .arg(&group.keys.records)
+                            .arg(&group.keys.floor)
+                            .arg(&group.keys.epoch)
+                            .arg(&base)
+                            .arg(ttl_ms)
+                            .arg(&head)
+                            .arg(&tail)
+                            .arg(self.max_records)
+                            .arg(&key_name)
+                            .arg(&tags)
+                            .cmd("WAIT")
+                            .arg(shape.replica_acks)
+                            .arg(self.wait_ms());
+                        self.update_and_wait(&mut checkout.connection, &invocation, &pipe, shape)
+                            .await
+                    }
+                    None => invocation
+                        .invoke_async::<u64>(&mut checkout.connection)
+                        .await
+                        .map_err(OpError::from),
+                };
+                (checkout, tick.map(|at| (at > 0).then_some(at)))
+            },
+        )
         .await
+    }
+
+    /// Runs an UPDATE pipeline ending in `WAIT` (loading the script where the node lacks it); its tick
+    /// once enough replicas acknowledged it.
+    async fn update_and_wait(
+        &self,
+        conn: &mut Conn,
+        invocation: &ScriptInvocation<'_>,
+        pipe: &redis::Pipeline,
+        shape: &ClusterShape,
+    ) -> Result<u64, OpError> {
+        let (tick, acks) = match pipe.query_async::<(u64, u32)>(conn).await {
+            Err(error) if error.code() == Some("NOSCRIPT") => {
+                invocation.load_async(conn).await?;
+                pipe.query_async::<(u64, u32)>(conn).await?
+            }
+            other => other?,
+        };
+        if tick > 0 && acks < shape.replica_acks {
+            return Err(self.unacknowledged("put", acks, shape).into());
+        }
+        Ok(tick)
+    }
+
+    /// How long a `WAIT` waits for replicas: half the timeout, leaving the rest to the script.
+    fn wait_ms(&self) -> u64 {
+        u64::try_from(self.timeout.as_millis() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn unacknowledged(&self, operation: &'static str, acks: u32, shape: &ClusterShape) -> Error {
+        Error::store(
+            operation,
+            format!(
+                "recorded on the master, acknowledged by {acks} of the {} replicas required within {} ms: a failover now could lose it",
+                shape.replica_acks,
+                self.wait_ms()
+            ),
+        )
     }
 
     async fn claim_fill(
@@ -1141,9 +1215,7 @@ impl<C: Codec> Inner<C> {
                 None => round.again.push(call),
             }
         }
-        let wait_ms = u64::try_from(self.timeout.as_millis() / 2)
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let wait_ms = self.wait_ms();
         let sends = routed.into_iter().map(|(master, batch)| {
             let mut conn = conn.clone();
             let mut pipe = redis::pipe();
@@ -1204,13 +1276,7 @@ impl<C: Codec> Inner<C> {
                 _ => 0,
             };
             if acks < shape.replica_acks {
-                round.unacknowledged = Some(Error::store(
-                    "invalidate",
-                    format!(
-                        "recorded on the master, acknowledged by {acks} of the {} replicas required within {wait_ms} ms: a failover now could lose it",
-                        shape.replica_acks
-                    ),
-                ));
+                round.unacknowledged = Some(self.unacknowledged("invalidate", acks, shape));
             }
         }
         round

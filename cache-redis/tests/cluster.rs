@@ -176,6 +176,32 @@ async fn tags_invalidate_across_instances_and_shards_and_late_fills_never_land()
     assert_eq!(late, PutOutcome::Superseded);
     assert_eq!(hit(&a, "member:late").await, None);
 
+    // A write's update reaches the other instance, and a fill that started before it cannot land.
+    let Lookup::Miss {
+        stamp: before_write,
+    } = lookup(&b, "member:new").await
+    else {
+        panic!("a miss");
+    };
+    let updated = a
+        .update(
+            &CacheKey::from("member:new"),
+            entry("written", &["guild:2"], None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, PutOutcome::Stored);
+    assert_eq!(hit(&b, "member:new").await, Some("written".to_owned()));
+    let older = b
+        .put(
+            &CacheKey::from("member:new"),
+            entry("older", &["guild:2"], Some(before_write)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(older, PutOutcome::Superseded);
+    assert_eq!(hit(&a, "member:new").await, Some("written".to_owned()));
+
     // A key removed in one instance is gone for the other.
     a.remove(&CacheKey::from("member:1")).await.unwrap();
     assert_eq!(hit(&b, "member:1").await, None);
@@ -512,8 +538,12 @@ async fn an_invalidation_no_replica_acknowledged_is_an_error_not_a_silent_succes
     )
     .unwrap();
     fill(&store, "k", "v", &["t"]).await;
-    // Both connected before the replicas freeze.
+    // Both connected, and the scripts known to every master, before the replicas freeze.
     store.invalidate_tags(&["other".to_owned()]).await.unwrap();
+    for id in 0..64 {
+        let key = CacheKey::from(format!("warm:{id}"));
+        store.update(&key, entry("w", &[], None)).await.unwrap();
+    }
     unwaited
         .invalidate_tags(&["other".to_owned()])
         .await
@@ -530,11 +560,16 @@ async fn an_invalidation_no_replica_acknowledged_is_an_error_not_a_silent_succes
         cluster.node_ref(port).pause();
     }
     let refused = store.invalidate_tags(&["t".to_owned()]).await;
+    let update_refused = store
+        .update(&CacheKey::from("u"), entry("written", &[], None))
+        .await;
     let unwaited = unwaited.invalidate_tags(&["t".to_owned()]).await;
     for &port in &replicas {
         cluster.node_ref(port).resume();
     }
     let message = refused.expect_err("no replica acknowledged it").to_string();
+    assert!(message.contains("acknowledged by 0 of the 1"), "{message}");
+    let message = update_refused.expect_err("an update waits too").to_string();
     assert!(message.contains("acknowledged by 0 of the 1"), "{message}");
     unwaited.expect("nothing to wait for with replica_acks(0)");
     // Recorded on the master all the same: the entry is gone.

@@ -3,9 +3,11 @@
 //! ```text
 //! cargo run --release -p benches --bin scenarios -- --backend memory
 //! cargo run --release -p benches --bin scenarios -- --backend redis [--redis-url redis://127.0.0.1:6379]
+//! cargo run --release -p benches --bin scenarios -- --backend cluster
 //! ```
 //!
-//! Without `--redis-url` the runner starts a private `redis-server` on a free port. Every throughput line
+//! Without `--redis-url` the runner starts a private `redis-server` on a free port; `cluster` starts a
+//! private Redis Cluster (three masters with a replica each), and a standalone server to compare with. Every throughput line
 //! is `{"scenario","backend","ops_per_s","baseline_ops_per_s","ratio"}`; the stampede line is
 //! `{"scenario":"stampede","backend","inner_calls","ms"}`; the invalidation line adds `"ms"` per
 //! invalidation; the memory backend's `hit_ratio_zipf` line gives `hit_ratio` and `baseline_hit_ratio`.
@@ -25,6 +27,9 @@ use redis::aio::MultiplexedConnection;
 use redis_test_server::RedisServer;
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
 
+#[path = "scenarios/cluster.rs"]
+mod cluster;
+
 const ROUNDS: usize = 5;
 const TASKS: usize = 64;
 const VALUE_LEN: usize = 190;
@@ -34,6 +39,7 @@ const KEYS: u64 = 1_000;
 enum Backend {
     Memory,
     Redis,
+    Cluster,
 }
 
 impl Backend {
@@ -41,6 +47,7 @@ impl Backend {
         match self {
             Self::Memory => "memory",
             Self::Redis => "redis",
+            Self::Cluster => "cluster",
         }
     }
 }
@@ -190,8 +197,12 @@ async fn main() -> Result<(), BoxError> {
                 backend = match args.next().as_deref() {
                     Some("memory") => Backend::Memory,
                     Some("redis") => Backend::Redis,
+                    Some("cluster") => Backend::Cluster,
                     other => {
-                        return Err(format!("--backend takes memory or redis, not {other:?}").into())
+                        return Err(format!(
+                            "--backend takes memory, redis or cluster, not {other:?}"
+                        )
+                        .into())
                     }
                 }
             }
@@ -210,6 +221,7 @@ async fn main() -> Result<(), BoxError> {
             let url = redis_url.unwrap_or_else(|| server.as_ref().expect("started").url());
             redis_scenarios(&url).await
         }
+        Backend::Cluster => cluster::cluster_scenarios().await,
     }?;
     stampede(backend).await;
     Ok(())

@@ -1,0 +1,196 @@
+//! The Redis store on a Redis Cluster: hits and puts against raw cluster `GET`/`SET` on the same
+//! cluster client, a tag invalidation on the cluster's groups against one node's, and how evenly the
+//! hit workload loads the masters.
+
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+
+use super::*;
+
+/// A raw `GET` through redis-rs's cluster client, routed by key like the store's reads.
+struct ClusterGet {
+    connection: ClusterConnection,
+    keys: Arc<Vec<String>>,
+}
+
+impl Op for ClusterGet {
+    async fn run(&mut self, id: u64) {
+        let found: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&self.keys[id as usize])
+            .query_async(&mut self.connection)
+            .await
+            .expect("GET");
+        std::hint::black_box(found.expect("present"));
+    }
+}
+
+fn entry(tags: Vec<String>) -> PutEntry<String> {
+    PutEntry {
+        value: value(),
+        ttl: Duration::from_secs(60),
+        stale: cache_core::StalePeriods::NONE,
+        tags,
+        stamp: None,
+    }
+}
+
+/// Commands each master has processed so far (`INFO stats`), by port.
+fn commands_per_master(cluster: &redis_test_server::RedisCluster) -> Vec<(u16, u64)> {
+    cluster
+        .masters()
+        .into_iter()
+        .map(|port| {
+            let info = cluster.node_ref(port).command(&["INFO", "stats"]);
+            let processed = info
+                .lines()
+                .find_map(|line| line.strip_prefix("total_commands_processed:"))
+                .and_then(|count| count.trim().parse().ok())
+                .unwrap_or(0);
+            (port, processed)
+        })
+        .collect()
+}
+
+/// Mean time of one invalidation of a tag carried by `KEYS` entries, refilled between rounds.
+async fn invalidation_ms(store: &RedisStore<String>) -> Result<f64, BoxError> {
+    let rounds = 50u32;
+    let mut total = Duration::ZERO;
+    for _ in 0..rounds {
+        let refill: Vec<_> = (0..KEYS)
+            .map(|id| store.put(&CacheKey::from(key_of(id)), entry(vec!["all".into()])))
+            .collect();
+        futures_util::future::try_join_all(refill).await?;
+        let started = Instant::now();
+        store.invalidate_tags(&["all".to_owned()]).await?;
+        total += started.elapsed();
+    }
+    Ok((total / rounds).as_secs_f64() * 1e3)
+}
+
+pub(crate) async fn cluster_scenarios() -> Result<(), BoxError> {
+    let backend = Backend::Cluster;
+    let cluster = redis_test_server::RedisCluster::start();
+    let urls = cluster.urls();
+    let options = RedisOptions::from_env_source(&cache_core::config::env::ProcessEnv)?
+        .key_prefix("bench:")?
+        .timeout(Duration::from_secs(1));
+    let store = RedisStore::<String>::connect_cluster(&urls, options.clone())?;
+    let raw = ClusterClient::new(urls.clone())?
+        .get_async_connection()
+        .await?;
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|id| format!("raw:{id}")).collect());
+    for key in keys.iter() {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value())
+            .query_async::<()>(&mut raw.clone())
+            .await?;
+    }
+    let service = CacheLayer::new(store.clone(), hit_policy()).layer(service_fn(|_: u64| async {
+        Ok::<_, std::convert::Infallible>(value())
+    }));
+    for id in 0..KEYS {
+        service.clone().oneshot(id).await?;
+    }
+
+    let ops = 20_000;
+    let raw_get = || ClusterGet {
+        connection: raw.clone(),
+        keys: Arc::clone(&keys),
+    };
+    let (subject, baseline) = best_of(
+        || sequential(ops, LayerGet(service.clone())),
+        || sequential(ops, raw_get()),
+    )
+    .await;
+    print_ratio("hit_sequential", backend, subject, baseline);
+
+    let before = commands_per_master(&cluster);
+    let (subject, baseline) = best_of(
+        || concurrent(ops * 5, || LayerGet(service.clone())),
+        || concurrent(ops * 5, raw_get),
+    )
+    .await;
+    print_ratio("hit_64_tasks", backend, subject, baseline);
+    // How evenly the hits above (and the raw GETs of as many keys) loaded the masters.
+    let after = commands_per_master(&cluster);
+    let loads: Vec<u64> = after
+        .iter()
+        .map(|(port, count)| {
+            let earlier = before
+                .iter()
+                .find(|(p, _)| p == port)
+                .map_or(0, |(_, c)| *c);
+            count - earlier
+        })
+        .collect();
+    let mean = loads.iter().sum::<u64>() as f64 / loads.len() as f64;
+    let busiest = loads.iter().copied().max().unwrap_or(0) as f64;
+    println!(
+        "{{\"scenario\":\"shard_load_hit_64_tasks\",\"backend\":\"cluster\",\"commands_per_master\":{loads:?},\"busiest_over_mean\":{:.3}}}",
+        busiest / mean
+    );
+
+    let counter = Arc::new(AtomicUsize::new(0));
+    let puts = 10_000;
+    let (subject, baseline) = best_of(
+        || {
+            let (store, counter) = (store.clone(), Arc::clone(&counter));
+            sequential(puts, move |_| {
+                let id = counter.fetch_add(1, Ordering::Relaxed);
+                let tags = vec![format!("guild:{}", id % 100), format!("user:{id}")];
+                let put = store.put(&CacheKey::from(format!("put:{id}")), entry(tags));
+                async move {
+                    put.await.expect("put");
+                }
+            })
+        },
+        || {
+            let (raw, counter) = (raw.clone(), Arc::clone(&counter));
+            sequential(puts, move |_| {
+                let id = counter.fetch_add(1, Ordering::Relaxed);
+                let mut raw = raw.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(format!("rawput:{id}"))
+                        .arg(value())
+                        .arg("PX")
+                        .arg(60_000)
+                        .query_async::<()>(&mut raw)
+                        .await
+                        .expect("SET");
+                }
+            })
+        },
+    )
+    .await;
+    print_ratio("put_two_tags", backend, subject, baseline);
+
+    // A tag invalidation: one record per group, one pipeline and one WAIT per master, against the
+    // same invalidation on one standalone node (one script).
+    let single = RedisServer::start();
+    let one_node = RedisStore::<String>::connect(&single.url(), options.clone())?;
+    let node_ms = invalidation_ms(&one_node).await?;
+    for groups in [8u16, 32] {
+        let prefix = format!("inv{groups}:");
+        let grouped = options.clone().key_prefix(prefix)?.cluster_groups(groups);
+        let grouped = RedisStore::<String>::connect_cluster(&urls, grouped)?;
+        let unacknowledged = RedisStore::<String>::connect_cluster(
+            &urls,
+            options
+                .clone()
+                .key_prefix(format!("inv{groups}n:"))?
+                .cluster_groups(groups)
+                .replica_acks(0),
+        )?;
+        let (waited, unwaited) = (
+            invalidation_ms(&grouped).await?,
+            invalidation_ms(&unacknowledged).await?,
+        );
+        println!(
+            "{{\"scenario\":\"invalidate_tag_{groups}_groups\",\"backend\":\"cluster\",\"ms\":{waited:.4},\"without_wait_ms\":{unwaited:.4},\"one_node_ms\":{node_ms:.4},\"ratio\":{:.2}}}",
+            waited / node_ms
+        );
+    }
+    Ok(())
+}
