@@ -290,6 +290,17 @@ impl<V, C: Codec> RedisStore<V, C> {
         RedisScripts::new(self.inner.clone(), &self.inner.base)
     }
 
+    /// The Redis key holding `key`'s entry (on a cluster, in the slot of `key`'s group), to inspect
+    /// it with `redis-cli`; the cache never needs it.
+    pub fn entry_key(&self, key: &CacheKey) -> String {
+        self.inner.group(key).keys.entry(key)
+    }
+
+    /// The Redis key of the claim on filling `key` (shared single flight), to inspect it.
+    pub fn claim_key(&self, key: &CacheKey) -> String {
+        self.inner.group(key).keys.claim(key)
+    }
+
     /// Copies held by the near tier (0 when it is off).
     pub fn near_entry_count(&self) -> usize {
         self.near.as_ref().map_or(0, |near| near.copies.len())

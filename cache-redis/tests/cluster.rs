@@ -1,5 +1,6 @@
-//! The Redis store on a private Redis Cluster (three masters with a replica each): entries spread over
-//! every shard, tags invalidate across instances and shards, late fills never land, clear sweeps every
+//! The Redis store on a private Redis Cluster (three masters with a replica each): the contract tests
+//! of `contract/` that do not name keys of one server's layout, and then: entries spread over every
+//! shard, tags invalidate across instances and shards, late fills never land, clear sweeps every
 //! master; a master killed, or slots migrated, in the middle of a stream of reads, writes and
 //! invalidations fails no request and serves nothing invalidated before.
 
@@ -15,6 +16,22 @@ use cache_redis::{RedisOptions, RedisStore};
 use futures_util::stream::{self, StreamExt};
 use redis_test_server::RedisCluster;
 use tower::{service_fn, BoxError, Layer, ServiceExt};
+
+// The contract tests every store passes, here on a cluster.
+const ON_CLUSTER: bool = true;
+
+fn options_under_test() -> RedisOptions {
+    RedisOptions::default()
+}
+
+#[path = "contract/backend.rs"]
+mod backend;
+#[path = "contract/layer.rs"]
+mod layer;
+#[path = "contract/stale.rs"]
+mod stale;
+#[path = "contract/store.rs"]
+mod store;
 
 fn options(prefix: &str) -> RedisOptions {
     // Generous: debug builds on a loaded 2-core machine, six nodes on it.

@@ -8,8 +8,9 @@ use std::time::Duration;
 use cache_core::codec::MessagePack;
 use cache_core::{CacheKey, CacheLayer, Invalidate, Policy, PutEntry, Store};
 use cache_redis::RedisStore;
-use redis_test_server::RedisServer;
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
+
+use crate::backend::TestRedis;
 
 type Calls = Arc<AtomicUsize>;
 
@@ -38,7 +39,7 @@ fn options() -> cache_redis::RedisOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_entries_and_flights_stay_single() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let calls = Calls::default();
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (counted, held) = (Arc::clone(&calls), Arc::clone(&gate));
@@ -51,16 +52,10 @@ async fn two_processes_share_entries_and_flights_stay_single() {
             Ok::<_, BoxError>(format!("value {id} #{call}"))
         }
     });
-    let first = CacheLayer::new(
-        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
-        policy(),
-    );
+    let first = CacheLayer::new(server.connect::<String>(options()), policy());
     let first_stats = first.stats();
     let first = first.layer(gated);
-    let second = CacheLayer::new(
-        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
-        policy(),
-    );
+    let second = CacheLayer::new(server.connect::<String>(options()), policy());
     let second_stats = second.stats();
     let second = second.layer(upstream(&calls, Duration::ZERO));
 
@@ -97,9 +92,9 @@ async fn two_processes_share_entries_and_flights_stay_single() {
 async fn a_write_update_supersedes_a_fill_in_flight_in_another_process() {
     use cache_core::{Lookup, PutOutcome};
 
-    let server = RedisServer::start();
-    let reader = RedisStore::<String>::connect(&server.url(), options()).unwrap();
-    let writer = RedisStore::<String>::connect(&server.url(), options()).unwrap();
+    let server = TestRedis::start();
+    let reader = server.connect::<String>(options());
+    let writer = server.connect::<String>(options());
     let key = CacheKey::from("item:1");
     let entry = |value: &str, stamp| PutEntry {
         value: value.to_owned(),
@@ -160,10 +155,9 @@ async fn a_write_update_supersedes_a_fill_in_flight_in_another_process() {
 
 #[tokio::test]
 async fn an_entry_of_another_codec_is_a_counted_miss_through_the_layer() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let calls = Calls::default();
-    let writer =
-        RedisStore::<String, _>::with_codec(&server.url(), options(), MessagePack).unwrap();
+    let writer = server.with_codec::<String, _>(options(), MessagePack);
     let entry = PutEntry {
         value: "from another codec".to_owned(),
         ttl: Duration::from_secs(60),
@@ -173,10 +167,7 @@ async fn an_entry_of_another_codec_is_a_counted_miss_through_the_layer() {
     };
     writer.put(&CacheKey::from("item:1"), entry).await.unwrap();
 
-    let layer = CacheLayer::new(
-        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
-        policy(),
-    );
+    let layer = CacheLayer::new(server.connect::<String>(options()), policy());
     let stats = layer.stats();
     let service = layer.layer(upstream(&calls, Duration::ZERO));
     assert_eq!(service.clone().oneshot(1).await.unwrap(), "value 1 #1");
@@ -192,50 +183,12 @@ async fn an_entry_of_another_codec_is_a_counted_miss_through_the_layer() {
     );
 }
 
-#[tokio::test]
-async fn a_store_on_the_applications_own_pool() {
-    use cache_core::codec::Bincode;
-    use cache_core::Lookup;
-    use cache_redis::bb8_redis::{bb8, RedisConnectionManager};
-
-    let server = RedisServer::start();
-    let manager = RedisConnectionManager::new(server.url()).unwrap();
-    let pool = bb8::Pool::builder()
-        .test_on_check_out(false)
-        .max_size(2)
-        .build(manager)
-        .await
-        .unwrap();
-    let store = RedisStore::<String, _>::from_pool(pool, options(), Bincode).unwrap();
-    let entry = PutEntry {
-        value: "pooled".to_owned(),
-        ttl: Duration::from_secs(5),
-        stale: cache_core::StalePeriods::NONE,
-        tags: vec![],
-        stamp: None,
-    };
-    store.put(&CacheKey::from("k"), entry).await.unwrap();
-    let Lookup::Hit { value, .. } = store.get(&CacheKey::from("k")).await.unwrap() else {
-        panic!("cached")
-    };
-    assert_eq!(value, "pooled");
-
-    let mut bad = options();
-    bad.key_prefix = "glob*".to_owned();
-    let manager = RedisConnectionManager::new(server.url()).unwrap();
-    let pool = bb8::Pool::builder().build_unchecked(manager);
-    let error = RedisStore::<String, _>::from_pool(pool, bad, Bincode)
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("CACHE_KEY_PREFIX"), "{error}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unrelated_invalidations_do_not_split_a_flight() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let calls = Calls::default();
     let layer = CacheLayer::new(
-        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
+        server.connect::<String>(options()),
         policy().tags(|key: &str, _: &String| vec![key.to_owned()]),
     );
     let handle = layer.handle();
@@ -275,20 +228,23 @@ async fn unrelated_invalidations_do_not_split_a_flight() {
     );
 }
 
+/// Where the claim on filling item 1 lives.
+fn claim_of_item_1(server: &TestRedis) -> String {
+    server
+        .connect::<String>(options())
+        .claim_key(&CacheKey::from("item:1"))
+}
+
 type ItemLayer = CacheLayer<RedisStore<String>, Policy<fn(&u64) -> Option<String>>>;
 
 /// One process's layer over the shared Redis, with shared single flight.
-fn shared_flight_layer(server: &RedisServer, lease: Duration) -> ItemLayer {
-    CacheLayer::new(
-        RedisStore::<String>::connect(&server.url(), options()).unwrap(),
-        policy(),
-    )
-    .shared_single_flight(lease)
+fn shared_flight_layer(server: &TestRedis, lease: Duration) -> ItemLayer {
+    CacheLayer::new(server.connect::<String>(options()), policy()).shared_single_flight(lease)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_single_flight_makes_one_call_across_processes() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let calls = Calls::default();
     let first = shared_flight_layer(&server, Duration::from_secs(5))
         .layer(upstream(&calls, Duration::from_millis(200)));
@@ -308,7 +264,7 @@ async fn shared_single_flight_makes_one_call_across_processes() {
         "one inner call for both processes"
     );
     assert_eq!(
-        server.command(&["EXISTS", "{cache:}:c:item:1"]),
+        server.command(&["EXISTS", &claim_of_item_1(&server)]),
         "0",
         "the claim was given back"
     );
@@ -316,7 +272,7 @@ async fn shared_single_flight_makes_one_call_across_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let lease = Duration::from_millis(300);
     // The first process claims the fill and never finishes it, nor gives the claim back: to Redis, a
     // process killed mid-fill looks the same.
@@ -324,7 +280,8 @@ async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
     let first = shared_flight_layer(&server, lease).layer(hung);
     let stuck = tokio::spawn(first.oneshot(1));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while server.command(&["EXISTS", "{cache:}:c:item:1"]) != "1" {
+    let claim = claim_of_item_1(&server);
+    while server.command(&["EXISTS", &claim]) != "1" {
         assert!(
             std::time::Instant::now() < deadline,
             "the first process never claimed"
@@ -362,11 +319,8 @@ async fn a_fill_claim_whose_holder_hangs_is_taken_over_when_its_lease_lapses() {
 async fn with_redis_unreachable_shared_single_flight_still_answers() {
     let calls = Calls::default();
     // A lease far longer than the guard below: answering must not wait for it.
-    let layer = CacheLayer::new(
-        RedisStore::<String>::connect("redis://127.0.0.1:1", options()).unwrap(),
-        policy(),
-    )
-    .shared_single_flight(Duration::from_secs(60));
+    let layer = CacheLayer::new(TestRedis::unreachable(options()), policy())
+        .shared_single_flight(Duration::from_secs(60));
     let stats = layer.stats();
     let service = layer.layer(upstream(&calls, Duration::ZERO));
     let answers = tokio::time::timeout(Duration::from_secs(20), async {
@@ -382,12 +336,13 @@ async fn with_redis_unreachable_shared_single_flight_still_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_fill_gives_its_claim_back() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     // A lease far longer than the guard below: only the give-back can clear the claim in time.
     let hung = service_fn(|_: u64| std::future::pending::<Result<String, BoxError>>());
     let layer = shared_flight_layer(&server, Duration::from_secs(60)).layer(hung);
     let caller = tokio::spawn(layer.oneshot(1));
-    let claimed = |server: &RedisServer| server.command(&["EXISTS", "{cache:}:c:item:1"]) == "1";
+    let claim = claim_of_item_1(&server);
+    let claimed = |server: &TestRedis| server.command(&["EXISTS", &claim]) == "1";
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !claimed(&server) {
         assert!(std::time::Instant::now() < deadline, "never claimed");

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use cache_core::{CacheLayer, Policy};
 use cache_redis::RedisStore;
-use redis_test_server::RedisServer;
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
+
+use crate::backend::TestRedis;
 
 const TTL: Duration = Duration::from_millis(300);
 
@@ -50,12 +51,8 @@ impl Upstream {
     }
 }
 
-fn store(server: &RedisServer) -> RedisStore<String> {
-    RedisStore::connect(
-        &server.url(),
-        crate::options_under_test().timeout(Duration::from_secs(2)),
-    )
-    .unwrap()
+fn store(server: &TestRedis) -> RedisStore<String> {
+    server.connect(crate::options_under_test().timeout(Duration::from_secs(2)))
 }
 
 fn key(id: &u64) -> Option<String> {
@@ -74,7 +71,7 @@ async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_hit_answers_at_once_and_one_refresh_updates_redis() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let upstream = Upstream::default();
     let policy = Policy::new(key)
         .ttl(TTL)
@@ -111,18 +108,14 @@ async fn a_stale_hit_answers_at_once_and_one_refresh_updates_redis() {
     assert_eq!(time_calls(&server), 2);
 }
 
-/// How many `TIME` commands the server ran.
-fn time_calls(server: &RedisServer) -> u64 {
-    let stats = server.command(&["INFO", "commandstats"]);
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_time:calls="))
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+/// How many `TIME` commands the server (every node of a cluster) ran.
+fn time_calls(server: &TestRedis) -> u64 {
+    server.calls_of("time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_answers_from_the_shared_stale_entry_while_the_upstream_fails() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let writer = Upstream::default();
     let stale_if_error = Duration::from_millis(1_500);
     let policy = || Policy::new(key).ttl(TTL).stale_if_error(stale_if_error);

@@ -6,17 +6,18 @@ use std::time::Duration;
 use cache_core::codec::{Bincode, MessagePack};
 use cache_core::{CacheKey, FillStamp, Invalidate, Lookup, PutEntry, PutOutcome, Store};
 use cache_redis::RedisStore;
-use redis_test_server::RedisServer;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::TestRedis;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Member {
-    id: u64,
-    nick: Option<String>,
-    roles: Vec<u64>,
+pub(crate) struct Member {
+    pub(crate) id: u64,
+    pub(crate) nick: Option<String>,
+    pub(crate) roles: Vec<u64>,
 }
 
-fn member(id: u64) -> Member {
+pub(crate) fn member(id: u64) -> Member {
     Member {
         id,
         nick: Some(format!("nick{id}")),
@@ -24,7 +25,7 @@ fn member(id: u64) -> Member {
     }
 }
 
-fn options(prefix: &str) -> cache_redis::RedisOptions {
+pub(crate) fn options(prefix: &str) -> cache_redis::RedisOptions {
     // Generous timeout: debug builds on a loaded 2-core machine.
     crate::options_under_test()
         .key_prefix(prefix)
@@ -32,15 +33,15 @@ fn options(prefix: &str) -> cache_redis::RedisOptions {
         .timeout(Duration::from_secs(2))
 }
 
-fn store<V>(server: &RedisServer, prefix: &str) -> RedisStore<V> {
-    RedisStore::connect(&server.url(), options(prefix)).unwrap()
+pub(crate) fn store<V>(server: &TestRedis, prefix: &str) -> RedisStore<V> {
+    server.connect(options(prefix))
 }
 
-async fn lookup<S: Store>(store: &S, key: &str) -> Lookup<S::Value> {
+pub(crate) async fn lookup<S: Store>(store: &S, key: &str) -> Lookup<S::Value> {
     store.get(&CacheKey::from(key)).await.unwrap()
 }
 
-async fn stamp<S: Store>(store: &S, key: &str) -> FillStamp {
+pub(crate) async fn stamp<S: Store>(store: &S, key: &str) -> FillStamp {
     match lookup(store, key).await {
         Lookup::Miss { stamp } | Lookup::Hit { stamp, .. } | Lookup::Undecodable { stamp, .. } => {
             stamp
@@ -49,7 +50,7 @@ async fn stamp<S: Store>(store: &S, key: &str) -> FillStamp {
     }
 }
 
-async fn put<S: Store>(
+pub(crate) async fn put<S: Store>(
     store: &S,
     key: &str,
     value: S::Value,
@@ -67,14 +68,14 @@ async fn put<S: Store>(
     store.put(&CacheKey::from(key), entry).await.unwrap()
 }
 
-async fn hit<S: Store>(store: &S, key: &str) -> Option<S::Value> {
+pub(crate) async fn hit<S: Store>(store: &S, key: &str) -> Option<S::Value> {
     match lookup(store, key).await {
         Lookup::Hit { value, .. } => Some(value),
         _ => None,
     }
 }
 
-async fn fill<S: Store>(store: &S, key: &str, value: S::Value, tags: &[&str]) {
+pub(crate) async fn fill<S: Store>(store: &S, key: &str, value: S::Value, tags: &[&str]) {
     let stamp = stamp(store, key).await;
     assert_eq!(
         put(store, key, value, tags, Some(stamp)).await,
@@ -84,20 +85,19 @@ async fn fill<S: Store>(store: &S, key: &str, value: S::Value, tags: &[&str]) {
 
 #[tokio::test]
 async fn values_round_trip_through_each_codec() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let bincode = store::<Member>(&server, "bin:");
     fill(&bincode, "member:1", member(1), &["guild:1"]).await;
     assert_eq!(hit(&bincode, "member:1").await, Some(member(1)));
 
-    let msgpack =
-        RedisStore::<Member, _>::with_codec(&server.url(), options("mp:"), MessagePack).unwrap();
+    let msgpack = server.with_codec::<Member, _>(options("mp:"), MessagePack);
     fill(&msgpack, "member:1", member(2), &[]).await;
     assert_eq!(hit(&msgpack, "member:1").await, Some(member(2)));
 }
 
 #[tokio::test]
 async fn the_ttl_is_set_on_the_redis_key() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store::<Member>(&server, "ttl:");
     let entry = PutEntry {
         value: member(1),
@@ -107,13 +107,14 @@ async fn the_ttl_is_set_on_the_redis_key() {
         stamp: None,
     };
     store.put(&CacheKey::from("m"), entry).await.unwrap();
-    let pttl: i64 = server.command(&["PTTL", "{ttl:}:e:m"]).parse().unwrap();
+    let entry_key = store.entry_key(&CacheKey::from("m"));
+    let pttl: i64 = server.command(&["PTTL", &entry_key]).parse().unwrap();
     assert!((41_000..=42_000).contains(&pttl), "PTTL {pttl}");
 }
 
 #[tokio::test]
 async fn tags_invalidate_across_independent_instances() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     // Two processes' worth of state: separate pools and invalidation views.
     let here = store::<Member>(&server, "app:");
     let there = store::<Member>(&server, "app:");
@@ -159,7 +160,7 @@ async fn tags_invalidate_across_independent_instances() {
 
 #[tokio::test]
 async fn a_fill_that_started_before_an_invalidation_elsewhere_never_lands() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let filler = store::<Member>(&server, "race:");
     let invalidator = store::<Member>(&server, "race:");
 
@@ -203,67 +204,21 @@ async fn a_fill_that_started_before_an_invalidation_elsewhere_never_lands() {
 }
 
 #[tokio::test]
-async fn prefixes_never_see_each_other_and_clear_keeps_to_its_own() {
-    let server = RedisServer::start();
-    let a = store::<Member>(&server, "a:");
-    let b = store::<Member>(&server, "a:b:");
-    server.command(&["SET", "foreign", "kept"]);
-    server.command(&["SET", "a:e:looks-like-ours", "kept"]);
-    for i in 0..1_200 {
-        fill(&a, &format!("k{i}"), member(i), &["t"]).await;
-    }
-    fill(&b, "k1", member(99), &["t"]).await;
-    assert_eq!(
-        hit(&b, "k1").await,
-        Some(member(99)),
-        "same key, other prefix"
-    );
-
-    a.invalidate_tags(&["t".to_owned()]).await.unwrap();
-    assert_eq!(
-        hit(&b, "k1").await,
-        Some(member(99)),
-        "same tag, other prefix"
-    );
-
-    fill(&a, "k1", member(1), &[]).await;
-    a.clear().await.unwrap();
-    assert_eq!(hit(&a, "k1").await, None, "cleared at once for readers");
-    // The unlinking runs in the background: wait for the prefix's entries to leave.
-    let entries_left = || {
-        let scan = server.command(&["SCAN", "0", "MATCH", "{a:}:e:*", "COUNT", "100000"]);
-        scan.lines().count() - 1
-    };
-    for _ in 0..500 {
-        if entries_left() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(entries_left(), 0);
-    assert_eq!(server.command(&["GET", "foreign"]), "kept");
-    assert_eq!(server.command(&["GET", "a:e:looks-like-ours"]), "kept");
-    assert_eq!(hit(&b, "k1").await, Some(member(99)));
-    // What the store keeps besides entries: the clock, the records, the floor. Nothing per entry.
-    let keys = server.command(&["SCAN", "0", "MATCH", "{a:}:*", "COUNT", "10000"]);
-    let mut ours: Vec<&str> = keys.lines().skip(1).collect();
-    ours.sort_unstable();
-    assert_eq!(ours, ["{a:}:epoch", "{a:}:floor"]);
-}
-
-#[tokio::test]
 async fn bytes_of_another_codec_or_garbage_are_undecodable_misses() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let store = store::<Member>(&server, "c:");
-    let other =
-        RedisStore::<Member, _>::with_codec(&server.url(), options("c:"), MessagePack).unwrap();
+    let other = server.with_codec::<Member, _>(options("c:"), MessagePack);
     fill(&other, "m", member(1), &[]).await;
     assert!(matches!(
         lookup(&store, "m").await,
         Lookup::Undecodable { .. }
     ));
 
-    server.command(&["SET", "{c:}:e:g", "\u{1}garbage"]);
+    server.command(&[
+        "SET",
+        &store.entry_key(&CacheKey::from("g")),
+        "\u{1}garbage",
+    ]);
     let Lookup::Undecodable { stamp, .. } = lookup(&store, "g").await else {
         panic!("garbage must not decode")
     };
@@ -275,7 +230,7 @@ async fn bytes_of_another_codec_or_garbage_are_undecodable_misses() {
     assert_eq!(hit(&store, "g").await, Some(member(2)));
 
     // A key of another type where an entry should be: not a value, and a fill replaces it.
-    server.command(&["RPUSH", "{c:}:e:l", "x"]);
+    server.command(&["RPUSH", &store.entry_key(&CacheKey::from("l")), "x"]);
     let (Lookup::Miss { stamp } | Lookup::Undecodable { stamp, .. }) = lookup(&store, "l").await
     else {
         panic!("a list is not an entry")
@@ -289,100 +244,8 @@ async fn bytes_of_another_codec_or_garbage_are_undecodable_misses() {
 }
 
 #[tokio::test]
-async fn a_wrong_type_at_a_bookkeeping_key_is_an_error_not_a_panic() {
-    let server = RedisServer::start();
-    let store = store::<Member>(&server, "w:");
-    // The records are a string and the clock says there is something new to read in them.
-    server.command(&["SET", "{w:}:inv", "not a sorted set"]);
-    server.command(&["SET", "{w:}:epoch", "5"]);
-    assert!(store.get(&CacheKey::from("k")).await.is_err());
-    // The clock is a hash: invalidations cannot tick it.
-    server.command(&["DEL", "{w:}:inv"]);
-    server.command(&["DEL", "{w:}:epoch"]);
-    server.command(&["HSET", "{w:}:epoch", "f", "v"]);
-    assert!(store.invalidate_tags(&["t".to_owned()]).await.is_err());
-
-    server.command(&["DEL", "{w:}:epoch"]);
-    fill(&store, "k", member(1), &["t"]).await;
-    assert_eq!(
-        hit(&store, "k").await,
-        Some(member(1)),
-        "works again once the keys are sane"
-    );
-    store.invalidate_tags(&["t".to_owned()]).await.unwrap();
-    assert_eq!(hit(&store, "k").await, None);
-}
-
-#[tokio::test]
-async fn losing_the_clock_key_does_not_let_entries_outlive_an_invalidation() {
-    let server = RedisServer::start();
-    let here = store::<Member>(&server, "lost:");
-    let other = store::<Member>(&server, "lost:");
-    here.invalidate_tags(&["warm-up".to_owned()]).await.unwrap();
-    fill(&here, "k", member(1), &["t"]).await;
-    // Evicted, or deleted by hand.
-    server.command(&["DEL", "{lost:}:epoch"]);
-    other.invalidate_tags(&["t".to_owned()]).await.unwrap();
-    assert_eq!(hit(&here, "k").await, None);
-    assert_eq!(hit(&other, "k").await, None);
-}
-
-#[tokio::test]
-async fn the_invalidation_records_stay_capped_and_forgetting_never_resurrects() {
-    let server = RedisServer::start();
-    let options = options("cap:").max_invalidation_records(100);
-    let store = RedisStore::<Member>::connect(&server.url(), options.clone()).unwrap();
-    let other = RedisStore::<Member>::connect(&server.url(), options).unwrap();
-    let old = stamp(&store, "victim").await;
-    fill(&store, "victim", member(1), &["victim"]).await;
-    store.invalidate_tags(&["victim".to_owned()]).await.unwrap();
-    for i in 0..1_000 {
-        store.invalidate_tags(&[format!("noise{i}")]).await.unwrap();
-    }
-    let records: usize = server.command(&["ZCARD", "{cap:}:inv"]).parse().unwrap();
-    assert!(records <= 100, "{records} records");
-    assert_eq!(
-        hit(&other, "victim").await,
-        None,
-        "a fresh view does not revive it"
-    );
-    assert_eq!(
-        put(&other, "victim", member(2), &["victim"], Some(old)).await,
-        PutOutcome::Superseded
-    );
-}
-
-#[tokio::test]
-async fn evicted_invalidation_records_never_revive_entries() {
-    let server = RedisServer::start();
-    let filler = store::<Member>(&server, "ev:");
-    let early = stamp(&filler, "late").await;
-    fill(&filler, "k", member(1), &["t"]).await;
-    filler.invalidate_tags(&["t".to_owned()]).await.unwrap();
-    // An allkeys-* eviction policy drops the records.
-    server.command(&["DEL", "{ev:}:inv"]);
-    let newcomer = store::<Member>(&server, "ev:");
-    assert_eq!(
-        hit(&newcomer, "k").await,
-        None,
-        "a process that never saw the record"
-    );
-    assert_eq!(hit(&filler, "k").await, None, "a process that saw it");
-    assert_eq!(
-        put(&newcomer, "late", member(2), &["t"], Some(early)).await,
-        PutOutcome::Superseded
-    );
-    fill(&newcomer, "k", member(3), &["t"]).await;
-    assert_eq!(
-        hit(&filler, "k").await,
-        Some(member(3)),
-        "fills after the loss are cached again"
-    );
-}
-
-#[tokio::test]
 async fn a_new_process_catches_up_on_a_long_backlog_page_by_page() {
-    let server = RedisServer::start();
+    let server = TestRedis::start();
     let writer = store::<Member>(&server, "backlog:");
     for (key, tag) in [
         ("early", "t:10"),
