@@ -100,7 +100,10 @@ impl ClusterConnections {
     ) -> RedisResult<Self> {
         let client = builder
             .connection_timeout(timeout)
+            // Per attempt, so that a node that hangs without closing counts as failed and the client
+            // looks for its replacement; the whole request is already bounded by the store's timeout.
             .response_timeout(timeout)
+            .overall_response_timeout(None)
             .retries(RETRIES)
             .min_retry_wait(2)
             .max_retry_wait(timeout.as_millis().try_into().unwrap_or(u64::MAX).max(2))

@@ -7,19 +7,32 @@ use redis::cluster_async::ClusterConnection;
 
 use super::*;
 
-/// A raw `GET` through redis-rs's cluster client, routed by key like the store's reads.
+/// A raw `GET` through redis-rs's cluster client, routed by key like the store's reads; or an `MGET` of
+/// the key and a second key in its slot (what a hit on a cluster costs: the entry and its group's clock).
 struct ClusterGet {
+    mget: bool,
     connection: ClusterConnection,
     keys: Arc<Vec<String>>,
 }
 
 impl Op for ClusterGet {
     async fn run(&mut self, id: u64) {
-        let found: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(&self.keys[id as usize])
-            .query_async(&mut self.connection)
-            .await
-            .expect("GET");
+        let key = &self.keys[id as usize];
+        let found: Option<Vec<u8>> = if self.mget {
+            redis::cmd("MGET")
+                .arg(key)
+                .arg(format!("{key}:clock"))
+                .query_async::<(Option<Vec<u8>>, Option<u64>)>(&mut self.connection)
+                .await
+                .expect("MGET")
+                .0
+        } else {
+            redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut self.connection)
+                .await
+                .expect("GET")
+        };
         std::hint::black_box(found.expect("present"));
     }
 }
@@ -78,7 +91,8 @@ pub(crate) async fn cluster_scenarios() -> Result<(), BoxError> {
     let raw = ClusterClient::new(urls.clone())?
         .get_async_connection()
         .await?;
-    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|id| format!("raw:{id}")).collect());
+    // Hash tags, so that each key's `:clock` sibling shares its slot.
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|id| format!("{{raw:{id}}}")).collect());
     for key in keys.iter() {
         redis::cmd("SET")
             .arg(key)
@@ -95,6 +109,7 @@ pub(crate) async fn cluster_scenarios() -> Result<(), BoxError> {
 
     let ops = 20_000;
     let raw_get = || ClusterGet {
+        mget: false,
         connection: raw.clone(),
         keys: Arc::clone(&keys),
     };
@@ -130,6 +145,18 @@ pub(crate) async fn cluster_scenarios() -> Result<(), BoxError> {
         "{{\"scenario\":\"shard_load_hit_64_tasks\",\"backend\":\"cluster\",\"commands_per_master\":{loads:?},\"busiest_over_mean\":{:.3}}}",
         busiest / mean
     );
+
+    // What a hit's second key costs by itself on the cluster client: a raw two-key `MGET` in one slot.
+    let raw_mget = || ClusterGet {
+        mget: true,
+        ..raw_get()
+    };
+    let (subject, baseline) = best_of(
+        || concurrent(ops * 5, raw_mget),
+        || concurrent(ops * 5, raw_get),
+    )
+    .await;
+    print_ratio("raw_mget2_vs_get_64_tasks", backend, subject, baseline);
 
     let counter = Arc::new(AtomicUsize::new(0));
     let puts = 10_000;
