@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, RedisServer};
+use crate::{free_port, write_certificates, RedisServer, Tls, TlsFiles};
 
 /// How long a node may be unreachable before the cluster fails it over, in ms.
 const NODE_TIMEOUT_MS: u64 = 1_000;
@@ -22,6 +22,8 @@ const FORMING_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// With TLS: the certificates every node serves and trusts, and the directory holding them.
+    tls: Option<(TlsFiles, tempfile::TempDir)>,
 }
 
 /// One line of `CLUSTER NODES`: a node's port, role and state.
@@ -45,6 +47,30 @@ impl RedisCluster {
     /// # Panics
     /// When `redis-server` or `redis-cli` is missing, or the cluster does not form within a minute.
     pub fn start() -> Self {
+        Self::form(None)
+    }
+
+    /// Like [`start`](Self::start), with every node speaking TLS only (`--tls-cluster` and
+    /// `--tls-replication` too), all with certificates of one authority made on the spot; the URLs are
+    /// `rediss://localhost:<port>`, and [`tls`](Self::tls) has the authority to trust.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_tls() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-test-cluster-")
+            .tempdir()
+            .expect("temporary directory");
+        let files = write_certificates(dir.path());
+        Self::form(Some((files, dir)))
+    }
+
+    /// The certificates of a TLS cluster.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref().map(|(files, _)| files)
+    }
+
+    fn form(tls: Option<(TlsFiles, tempfile::TempDir)>) -> Self {
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
                 // The bus port gets a free port of its own: by default it is the node's port plus
@@ -59,20 +85,31 @@ impl RedisCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     &NODE_TIMEOUT_MS.to_string(),
-                    // A replica answers reads of its master's slots only when asked (READONLY).
+                    // The slots of a master that is down fail alone; the others keep being served.
                     "--cluster-require-full-coverage",
                     "no",
                 ]
                 .map(str::to_owned)
                 .to_vec();
-                RedisServer::launch_with(false, node_port(), args)
+                match &tls {
+                    None => RedisServer::launch_with(Tls::Off, node_port(), args),
+                    Some((files, _)) => {
+                        let mut args = args;
+                        args.extend(
+                            ["--tls-cluster", "yes", "--tls-replication", "yes"].map(str::to_owned),
+                        );
+                        RedisServer::launch_with(Tls::Shared(files.clone()), node_port(), args)
+                    }
+                }
             })
             .collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
-        let output = Command::new("redis-cli")
+        let cluster = Self { nodes, tls };
+        let output = cluster
+            .cli()
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -87,7 +124,6 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let cluster = Self { nodes };
         cluster.wait_until_healthy(3, FORMING_LIMIT);
         cluster.wait_until_replicas_synced(FORMING_LIMIT);
         cluster
@@ -181,7 +217,8 @@ impl RedisCluster {
                 .id
                 .clone()
         };
-        let output = Command::new("redis-cli")
+        let output = self
+            .cli()
             .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
             .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
             .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
@@ -197,6 +234,16 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// `redis-cli`, speaking TLS to a TLS cluster.
+    fn cli(&self) -> Command {
+        let mut cli = Command::new("redis-cli");
+        if let Some((files, _)) = &self.tls {
+            cli.args(["--tls", "--cacert"])
+                .arg(files.dir().join("ca.pem"));
+        }
+        cli
     }
 
     /// Waits until every running node reports `cluster_state:ok`, with every slot served and exactly

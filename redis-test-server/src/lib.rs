@@ -36,6 +36,23 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(20);
 pub struct TlsFiles {
     /// The certificate authority that signed the server's certificate: what a client must trust.
     pub ca_cert_pem: Vec<u8>,
+    /// Where `ca.pem`, `server.pem` and `server.key` are (shared by the nodes of a TLS cluster).
+    dir: PathBuf,
+}
+
+impl TlsFiles {
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Whether a server speaks TLS, and with which certificates.
+pub(crate) enum Tls {
+    Off,
+    /// Certificates of its own, in its directory.
+    Own,
+    /// Certificates made for several servers (a cluster's nodes trust each other).
+    Shared(TlsFiles),
 }
 
 /// A running private `redis-server`. Killed when dropped.
@@ -67,16 +84,21 @@ impl RedisServer {
     }
 
     fn launch(tls: bool) -> Self {
+        let tls = if tls { Tls::Own } else { Tls::Off };
         Self::launch_with(tls, free_port(), Vec::new())
     }
 
     /// A server on `port`, started with further arguments.
-    pub(crate) fn launch_with(tls: bool, port: u16, extra: Vec<String>) -> Self {
+    pub(crate) fn launch_with(tls: Tls, port: u16, extra: Vec<String>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("redis-test-")
             .tempdir()
             .expect("temporary directory");
-        let tls = tls.then(|| write_certificates(dir.path()));
+        let tls = match tls {
+            Tls::Off => None,
+            Tls::Own => Some(write_certificates(dir.path())),
+            Tls::Shared(files) => Some(files),
+        };
         let mut server = Self {
             child: None,
             port,
@@ -159,13 +181,16 @@ impl RedisServer {
         self.spawn();
     }
 
-    /// Sends one command over a fresh plain connection and returns the raw reply (RESP), for test
-    /// assertions such as `INFO commandstats`. Not for TLS servers.
+    /// Sends one command over a fresh connection and returns the reply as text (bulk strings raw,
+    /// arrays line by line), for test assertions such as `INFO commandstats`. A TLS server is asked
+    /// through `redis-cli --tls`.
     ///
     /// # Panics
-    /// When the server cannot be reached or the server uses TLS.
+    /// When the server cannot be reached.
     pub fn command(&self, args: &[&str]) -> String {
-        assert!(self.tls.is_none(), "command() speaks plain RESP only");
+        if let Some(tls) = &self.tls {
+            return self.command_over_tls(tls, args);
+        }
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the test server");
         stream
@@ -177,6 +202,25 @@ impl RedisServer {
         }
         stream.write_all(request.as_bytes()).expect("send command");
         read_reply(&mut BufReader::new(stream))
+    }
+
+    /// `command` on a TLS server, through `redis-cli --raw` (which prints replies as `command` does).
+    fn command_over_tls(&self, tls: &TlsFiles, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(tls.dir.join("ca.pem"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run redis-cli ({error}): {INSTALL_HINT}"));
+        assert!(
+            output.status.success(),
+            "redis-cli failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.strip_suffix('\n').unwrap_or(&text).to_owned()
     }
 
     fn spawn(&mut self) {
@@ -206,9 +250,10 @@ impl RedisServer {
                 "--tls-auth-clients",
                 "no",
             ]);
-            command.arg("--tls-cert-file").arg(dir.join("server.pem"));
-            command.arg("--tls-key-file").arg(dir.join("server.key"));
-            command.arg("--tls-ca-cert-file").arg(dir.join("ca.pem"));
+            let files = &self.tls.as_ref().expect("TLS files").dir;
+            command.arg("--tls-cert-file").arg(files.join("server.pem"));
+            command.arg("--tls-key-file").arg(files.join("server.key"));
+            command.arg("--tls-ca-cert-file").arg(files.join("ca.pem"));
         } else {
             command.args(["--port", &port]);
         }
@@ -268,7 +313,7 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-fn write_certificates(dir: &Path) -> TlsFiles {
+pub(crate) fn write_certificates(dir: &Path) -> TlsFiles {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
     let ca_key = KeyPair::generate().expect("CA key");
@@ -300,6 +345,7 @@ fn write_certificates(dir: &Path) -> TlsFiles {
     write("server.key", server_key.serialize_pem());
     TlsFiles {
         ca_cert_pem: ca_cert.pem().into_bytes(),
+        dir: dir.to_owned(),
     }
 }
 
