@@ -241,7 +241,7 @@ impl RedisServer {
         ]);
         command.arg("--dir").arg(dir).arg("--logfile").arg(&log);
         command.args(&self.extra);
-        if self.tls.is_some() {
+        if let Some(tls) = &self.tls {
             command.args([
                 "--port",
                 "0",
@@ -250,7 +250,7 @@ impl RedisServer {
                 "--tls-auth-clients",
                 "no",
             ]);
-            let files = &self.tls.as_ref().expect("TLS files").dir;
+            let files = &tls.dir;
             command.arg("--tls-cert-file").arg(files.join("server.pem"));
             command.arg("--tls-key-file").arg(files.join("server.key"));
             command.arg("--tls-ca-cert-file").arg(files.join("ca.pem"));
