@@ -26,8 +26,9 @@
 //!   `CACHE_PROXY_MAX_CONNECTIONS` open connections, new ones wait to be accepted; the upstream
 //!   connection has 10 s to open.
 //!
-//! Settings: [`ProxySettings`] (`CACHE_PROXY_*`, `DISCORD_API_URL`), the store's (`REDIS_URL`, ...),
-//! the cache's and the rate limiter's (`CACHE_DISCORD_*`). The control routes are in [`admin`].
+//! Settings: [`ProxySettings`] (`CACHE_PROXY_*`, `DISCORD_API_URL`), the store's (`REDIS_URL` or
+//! `REDIS_CLUSTER_URLS`, ...), the cache's and the rate limiter's (`CACHE_DISCORD_*`). The control
+//! routes are in [`admin`].
 
 pub mod admin;
 

@@ -35,8 +35,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Everything from the environment: the store (`REDIS_URL`, memory otherwise), the cache
-    /// (`CACHE_ENABLED`, `CACHE_DISCORD_*`) and the rate limiter (shared in Redis when there is one).
+    /// Everything from the environment: the store (`REDIS_URL` or `REDIS_CLUSTER_URLS`, memory
+    /// otherwise), the cache (`CACHE_ENABLED`, `CACHE_DISCORD_*`) and the rate limiter (shared in
+    /// Redis when there is one).
     ///
     /// # Errors
     /// A bad setting, naming its variable.

@@ -736,6 +736,37 @@ mod shared {
 
     scenarios!(redis, InRedis::start());
 
+    /// Discord's global 429s when two layers (two processes' worth) drive one token with 80 requests.
+    async fn global_429s(limits: RateLimits, layers: [DiscordRateLimitLayer; 2]) -> u64 {
+        let server = DiscordServer::start(server_config(limits)).await.unwrap();
+        let bot = server.bot().bot_authorization();
+        let guilds = server.guilds();
+        let calls = layers
+            .iter()
+            .flat_map(|layer| {
+                let service = limited(layer);
+                let (server, bot) = (&server, &bot);
+                guilds.iter().take(20).flat_map(move |guild| {
+                    let service = service.clone();
+                    ["roles", "channels"].into_iter().map(move |what| {
+                        let service = service.clone();
+                        async move {
+                            status(
+                                &service,
+                                get(server.url(&format!("/guilds/{}/{what}", guild.id)), bot),
+                            )
+                            .await
+                        }
+                    })
+                })
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(calls.len(), 80);
+        let answers = futures_util::future::join_all(calls).await;
+        assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
+        server.stats().global_rate_limited
+    }
+
     /// Two processes' worth of layers drive one token at twice the global limit: sharing Redis, Discord
     /// never refuses one; each pacing itself alone, it does.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -748,41 +779,7 @@ mod shared {
         let config = config().global_limit(20).max_wait(Duration::from_secs(10));
         let redis = RedisServer::start();
         let url = redis.url();
-        let run = |layers: [DiscordRateLimitLayer; 2]| {
-            let limits = limits.clone();
-            async move {
-                let server = DiscordServer::start(server_config(limits)).await.unwrap();
-                let bot = server.bot().bot_authorization();
-                let guilds = server.guilds();
-                let calls = layers
-                    .iter()
-                    .flat_map(|layer| {
-                        let service = limited(layer);
-                        let (server, bot) = (&server, &bot);
-                        guilds.iter().take(20).flat_map(move |guild| {
-                            let service = service.clone();
-                            ["roles", "channels"].into_iter().map(move |what| {
-                                let service = service.clone();
-                                async move {
-                                    status(
-                                        &service,
-                                        get(
-                                            server.url(&format!("/guilds/{}/{what}", guild.id)),
-                                            bot,
-                                        ),
-                                    )
-                                    .await
-                                }
-                            })
-                        })
-                    })
-                    .collect::<Vec<_>>();
-                assert_eq!(calls.len(), 80);
-                let answers = futures_util::future::join_all(calls).await;
-                assert!(answers.iter().all(|a| a.is_ok()), "{answers:?}");
-                server.stats().global_rate_limited
-            }
-        };
+        let run = |layers| global_429s(limits.clone(), layers);
         let shared = [
             DiscordRateLimitLayer::new(config.clone())
                 .shared(store(&url, "two-processes").scripts()),
@@ -797,6 +794,32 @@ mod shared {
         assert!(
             run(apart).await > 0,
             "two budgets of 20/s each exceed the token's 20/s"
+        );
+    }
+
+    /// The same on a Redis Cluster: the limiter's state lives under the prefix's own hash tag, on one
+    /// shard, and both processes find it there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_a_redis_cluster_share_one_global_budget() {
+        let limits = RateLimits {
+            global_per_second: 20,
+            bucket_limit: 1_000,
+            ..discord_limits()
+        };
+        let config = config().global_limit(20).max_wait(Duration::from_secs(10));
+        let cluster = redis_test_server::RedisCluster::start();
+        let on_cluster = || {
+            let options = RedisOptions::default()
+                .key_prefix("two-on-cluster")
+                .unwrap()
+                .timeout(Duration::from_millis(200));
+            let store = RedisStore::<()>::connect_cluster(&cluster.urls(), options).unwrap();
+            DiscordRateLimitLayer::new(config.clone()).shared(store.scripts())
+        };
+        assert_eq!(
+            global_429s(limits, [on_cluster(), on_cluster()]).await,
+            0,
+            "one budget for both"
         );
     }
 

@@ -114,6 +114,8 @@
 //!   and logs an error naming `CACHE_REDIS_CLUSTER_GROUPS`.
 //! - Other components' scripts ([`RedisScripts`], the Discord rate limiter) keep their keys under
 //!   `{prefix}:`, on one shard.
+//! - TLS as on one server: `rediss://` seeds, with `CACHE_REDIS_TLS_CA_FILE` for a private authority;
+//!   the nodes the client discovers are reached the same way.
 //!
 //! # Near tier
 //!
