@@ -39,8 +39,12 @@ const CLEAR_BATCH: usize = 500;
 struct Inner<C> {
     connections: Connections,
     tracking: Arc<Tracking>,
-    /// For what is not an entry's: `PING` and other components' scripts.
-    circuit: Circuit,
+    /// For what is not an entry's: `PING`, `TIME`, `clear`'s sweep and other components' scripts. On
+    /// one server, the same circuit as the one group's: one outage, one circuit.
+    circuit: Arc<Circuit>,
+    /// On a cluster, for invalidations sent to every master (they never fail fast, and their
+    /// timeouts say nothing of the shard holding other components' keys).
+    broadcasts: Circuit,
     /// `{prefix}:`, under which other components' scripts keep their keys.
     base: String,
     /// The prefix's invalidation groups: one on a single server; on a cluster, one per
@@ -63,7 +67,7 @@ struct Inner<C> {
 struct Group {
     keys: Keys,
     view: View,
-    circuit: Circuit,
+    circuit: Arc<Circuit>,
 }
 
 /// What a store on a cluster needs beyond its groups.
@@ -240,18 +244,23 @@ impl<V, C: Codec> RedisStore<V, C> {
             replica_acks: options.replica_acks,
             entry_pattern: format!("{{{key_prefix}#*}}:e:*"),
         });
+        let base_circuit = Arc::new(Circuit::new());
         let groups = tags
             .iter()
             .map(|tag| Group {
                 keys: Keys::new(tag),
                 view: View::new(options.max_invalidation_records),
-                circuit: Circuit::new(),
+                circuit: match on_cluster {
+                    true => Arc::new(Circuit::new()),
+                    false => Arc::clone(&base_circuit),
+                },
             })
             .collect();
         let inner = Inner {
             connections,
             tracking,
-            circuit: Circuit::new(),
+            circuit: base_circuit,
+            broadcasts: Circuit::new(),
             base: Keys::new(&key_prefix).base,
             groups,
             cluster,
@@ -1140,7 +1149,7 @@ impl<C: Codec> Inner<C> {
             Lane::ClusterWrites,
             operation,
             false,
-            &self.circuit,
+            &self.broadcasts,
             |mut checkout| async move {
                 let recorded = match &mut checkout.connection {
                     Conn::Cluster(conn) => {
