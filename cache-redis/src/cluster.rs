@@ -7,12 +7,13 @@
 //! is picked in its own stretch of the slot space, so the groups spread evenly over masters that split the
 //! slots evenly, whatever the prefix.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{ErrorKind, RedisError, RedisResult};
 
 use crate::options::CACHE_REDIS_CLUSTER_GROUPS;
@@ -75,20 +76,50 @@ pub(crate) fn group_of(key: &str, groups: usize) -> usize {
     (hash % groups as u64) as usize
 }
 
-/// The cluster client and its two connections, opened on first use (inside the runtime) and reopened
-/// after a failed attempt.
+/// The cluster client and its two connections, opened on first use (inside the runtime), and opened
+/// anew when operations time out.
 ///
 /// Reads and puts share one; invalidations have their own, because each waits on its node connection
 /// for a replica to acknowledge it (`WAIT`), and Redis answers nothing else on that connection meanwhile.
+///
+/// The cluster client follows the slots when a node answers `MOVED` or a connection drops, but a
+/// master that hangs without closing (paused, or cut off by the network) only times out, and the
+/// client would keep sending it that master's slots after the cluster has promoted its replica. So a
+/// timed-out operation [renews](Self::renew) both connections (at most once per [`RENEW_EVERY`]): the
+/// new ones read the slots afresh.
 pub(crate) struct ClusterConnections {
+    shared: Arc<Shared>,
+    /// One opening at a time; the opening runs in a task of its own, so that a caller's timeout cannot
+    /// cancel it (an opening slower than the timeout still completes, for the next caller).
+    opening: tokio::sync::Mutex<()>,
+}
+
+struct Shared {
     client: ClusterClient,
-    reads: tokio::sync::OnceCell<ClusterConnection>,
-    writes: tokio::sync::OnceCell<ClusterConnection>,
+    reads: RwLock<Option<ClusterConnection>>,
+    writes: RwLock<Option<ClusterConnection>>,
+    /// The masters and their slots, as last read; forgotten when an invalidation finds them moved.
+    masters: RwLock<Option<Arc<[Master]>>>,
     /// `{prefix}:groups`, where the first process records the prefix's group count.
     groups_key: String,
     groups: u16,
-    /// The masters and their slots, as last read; read again when an invalidation finds them moved.
-    masters: RwLock<Option<Arc<[Master]>>>,
+    /// Milliseconds since `origin` of the last renewal, and of the last check of the group count.
+    renewed_at: AtomicU64,
+    checked_at: AtomicU64,
+    origin: Instant,
+}
+
+/// Least time between two renewals of the connections.
+const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// How often the group count recorded in the cluster is read again (it may have been evicted or
+/// flushed, and recorded anew by a process with another count).
+const CHECK_GROUPS_EVERY: Duration = Duration::from_secs(30);
+
+/// Which of the two connections.
+#[derive(Clone, Copy)]
+pub(crate) enum Lane {
+    Reads,
+    Writes,
 }
 
 impl ClusterConnections {
@@ -100,8 +131,7 @@ impl ClusterConnections {
     ) -> RedisResult<Self> {
         let client = builder
             .connection_timeout(timeout)
-            // Per attempt, so that a node that hangs without closing counts as failed and the client
-            // looks for its replacement; the whole request is already bounded by the store's timeout.
+            // Per attempt; the whole request is bounded by the store's own timeout (no second timer).
             .response_timeout(timeout)
             .overall_response_timeout(None)
             .retries(RETRIES)
@@ -109,28 +139,67 @@ impl ClusterConnections {
             .max_retry_wait(timeout.as_millis().try_into().unwrap_or(u64::MAX).max(2))
             .build()?;
         Ok(Self {
-            client,
-            reads: tokio::sync::OnceCell::new(),
-            writes: tokio::sync::OnceCell::new(),
-            groups_key,
-            groups,
-            masters: RwLock::new(None),
+            shared: Arc::new(Shared {
+                client,
+                reads: RwLock::new(None),
+                writes: RwLock::new(None),
+                masters: RwLock::new(None),
+                groups_key,
+                groups,
+                renewed_at: AtomicU64::new(0),
+                checked_at: AtomicU64::new(0),
+                origin: Instant::now(),
+            }),
+            opening: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The read connection, when it is open.
+    /// The read connection, when it is open and the group count was checked recently.
     pub(crate) fn ready(&self) -> Option<ClusterConnection> {
-        self.reads.get().cloned()
+        if self.shared.check_due() {
+            return None;
+        }
+        self.shared.current(Lane::Reads)
     }
 
-    /// The read connection, opening it when needed.
-    pub(crate) async fn connect(&self) -> Result<ClusterConnection, RedisError> {
-        self.reads.get_or_try_init(|| self.open()).await.cloned()
+    /// The connection of `lane`, opening it when needed, once the group count is known to agree.
+    pub(crate) async fn connect(&self, lane: Lane) -> Result<ClusterConnection, RedisError> {
+        if !self.shared.check_due() {
+            if let Some(conn) = self.shared.current(lane) {
+                return Ok(conn);
+            }
+        }
+        let _one_at_a_time = self.opening.lock().await;
+        let shared = Arc::clone(&self.shared);
+        let opened = tokio::spawn(async move { shared.open(lane).await });
+        opened.await.map_err(|error| {
+            RedisError::from((
+                ErrorKind::Io,
+                "opening a cluster connection failed",
+                error.to_string(),
+            ))
+        })?
     }
 
-    /// The invalidation connection, opening it when needed.
-    pub(crate) async fn writes(&self) -> Result<ClusterConnection, RedisError> {
-        self.writes.get_or_try_init(|| self.open()).await.cloned()
+    /// Drops both connections after an operation timed out (at most once per [`RENEW_EVERY`]), so that
+    /// the next operation opens new ones on the cluster's current slots.
+    pub(crate) fn renew(&self) {
+        let shared = &self.shared;
+        let now = shared.elapsed_ms();
+        let last = shared.renewed_at.load(Ordering::Relaxed);
+        let every = u64::try_from(RENEW_EVERY.as_millis()).unwrap_or(u64::MAX);
+        if (last != 0 && now.saturating_sub(last) < every)
+            || shared
+                .renewed_at
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        tracing::debug!("cluster connections renewed after a timeout");
+        *shared.slot(Lane::Reads) = None;
+        *shared.slot(Lane::Writes) = None;
+        self.forget_masters();
     }
 
     /// The masters and their slots: as last read, unless `fresh` or never read.
@@ -140,6 +209,7 @@ impl ClusterConnections {
         fresh: bool,
     ) -> RedisResult<Arc<[Master]>> {
         let known = self
+            .shared
             .masters
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -148,15 +218,78 @@ impl ClusterConnections {
             return Ok(masters);
         }
         let masters: Arc<[Master]> = masters(conn).await?.into();
-        *self.masters.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&masters));
+        *self
+            .shared
+            .masters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&masters));
         Ok(masters)
     }
 
-    /// A new connection, once the prefix's group count in the cluster is known to be this process's:
-    /// with another count, entries and invalidations would land in groups the other processes never
-    /// read, and their reads could be stale. A process that disagrees caches nothing until it agrees.
-    async fn open(&self) -> Result<ClusterConnection, RedisError> {
-        let mut conn = self.client.get_async_connection().await?;
+    /// Forgets the masters read last: the next invalidation reads them again.
+    pub(crate) fn forget_masters(&self) {
+        *self
+            .shared
+            .masters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl Shared {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn lane(&self, lane: Lane) -> &RwLock<Option<ClusterConnection>> {
+        match lane {
+            Lane::Reads => &self.reads,
+            Lane::Writes => &self.writes,
+        }
+    }
+
+    fn current(&self, lane: Lane) -> Option<ClusterConnection> {
+        let held = self
+            .lane(lane)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        held.clone()
+    }
+
+    fn slot(&self, lane: Lane) -> std::sync::RwLockWriteGuard<'_, Option<ClusterConnection>> {
+        self.lane(lane)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True when the group count has not been read from the cluster for [`CHECK_GROUPS_EVERY`].
+    fn check_due(&self) -> bool {
+        let checked = self.checked_at.load(Ordering::Relaxed);
+        let every = u64::try_from(CHECK_GROUPS_EVERY.as_millis()).unwrap_or(u64::MAX);
+        checked == 0 || self.elapsed_ms().saturating_sub(checked) >= every
+    }
+
+    /// The connection of `lane`, opened if missing, after the group count in the cluster was checked
+    /// (when due): with another count, entries and invalidations would land in groups other processes
+    /// never read, and their reads could be stale. A process that disagrees caches nothing.
+    async fn open(&self, lane: Lane) -> Result<ClusterConnection, RedisError> {
+        let mut conn = match self.current(lane) {
+            Some(conn) => conn,
+            None => {
+                let conn = self.client.get_async_connection().await?;
+                *self.slot(lane) = Some(conn.clone());
+                conn
+            }
+        };
+        if self.check_due() {
+            self.check_groups(&mut conn).await?;
+            self.checked_at
+                .store(self.elapsed_ms().max(1), Ordering::Relaxed);
+        }
+        Ok(conn)
+    }
+
+    async fn check_groups(&self, conn: &mut ClusterConnection) -> Result<(), RedisError> {
         let (recorded,): (u16,) = redis::pipe()
             .cmd("SET")
             .arg(&self.groups_key)
@@ -165,31 +298,34 @@ impl ClusterConnections {
             .ignore()
             .cmd("GET")
             .arg(&self.groups_key)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await?;
-        if recorded != self.groups {
-            let detail = format!(
-                "{CACHE_REDIS_CLUSTER_GROUPS} is {} here, but {} in the cluster ({}); every process sharing the prefix must use the same number",
-                self.groups, recorded, self.groups_key
-            );
-            tracing::error!(%detail, "the cache passes requests through");
-            return Err(RedisError::from((
-                ErrorKind::InvalidClientConfig,
-                "invalidation groups differ",
-                detail,
-            )));
+        if recorded == self.groups {
+            return Ok(());
         }
-        Ok(conn)
+        let detail = format!(
+            "{CACHE_REDIS_CLUSTER_GROUPS} is {} here, but {} in the cluster ({}); every process sharing the prefix must use the same number",
+            self.groups, recorded, self.groups_key
+        );
+        tracing::error!(%detail, "the cache passes requests through");
+        Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "invalidation groups differ",
+            detail,
+        )))
     }
 }
 
 /// A master of the cluster and the slots it serves, as a node described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Master {
+    id: String,
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// Inclusive ranges.
+    /// Inclusive ranges; never empty.
     slots: Vec<(u16, u16)>,
+    /// Its replicas the cluster does not count as failed.
+    pub(crate) replicas: u32,
 }
 
 impl Master {
@@ -199,13 +335,17 @@ impl Master {
             .any(|&(first, last)| (first..=last).contains(&slot))
     }
 
-    /// Routes a command or pipeline to this node.
+    /// Routes a command to this master by one of its slots, through the cluster client's own view of
+    /// the slots: addresses as `CLUSTER NODES` writes them may not be the ones the client connected
+    /// to (announced hostnames), and a slot that moved meanwhile answers `MOVED` instead.
     pub(crate) fn route(&self) -> SingleNodeRoutingInfo {
-        SingleNodeRoutingInfo::ByAddress {
-            host: self.host.clone(),
-            port: self.port,
-        }
+        slot_route(self.slots[0].0)
     }
+}
+
+/// Routes a command or pipeline to the master serving `slot`.
+pub(crate) fn slot_route(slot: u16) -> SingleNodeRoutingInfo {
+    SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master))
 }
 
 /// The masters of the cluster that serve slots, from `CLUSTER NODES`.
@@ -217,7 +357,40 @@ pub(crate) async fn masters(conn: &mut ClusterConnection) -> RedisResult<Vec<Mas
         )
         .await?;
     let text: String = redis::FromRedisValue::from_redis_value(nodes)?;
-    Ok(text.lines().filter_map(parse_master).collect())
+    Ok(parse_masters(&text))
+}
+
+/// The masters of a `CLUSTER NODES` text, with their replicas counted.
+fn parse_masters(text: &str) -> Vec<Master> {
+    let mut masters: Vec<Master> = text.lines().filter_map(parse_master).collect();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(flags), Some(of)) = (fields.get(2), fields.get(3)) else {
+            continue;
+        };
+        let flags: Vec<&str> = flags.split(',').collect();
+        if flags.contains(&"slave") && !flags.contains(&"fail") {
+            if let Some(master) = masters.iter_mut().find(|master| master.id == *of) {
+                master.replicas += 1;
+            }
+        }
+    }
+    masters
+}
+
+/// Replicas a master has now, from its `ROLE` reply; `None` when the node is not a master.
+pub(crate) fn replicas_in_role(role: &redis::Value) -> Option<u32> {
+    let redis::Value::Array(parts) = role else {
+        return None;
+    };
+    match parts.as_slice() {
+        [redis::Value::BulkString(name), _, redis::Value::Array(replicas), ..]
+            if name.as_slice() == b"master" =>
+        {
+            u32::try_from(replicas.len()).ok()
+        }
+        _ => None,
+    }
 }
 
 /// The master a `CLUSTER NODES` line describes, if it serves slots and has not failed.
@@ -225,14 +398,15 @@ fn parse_master(line: &str) -> Option<Master> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     let (address, flags) = (fields.get(1)?, fields.get(2)?);
     let serving = fields.len() > 8 && flags.split(',').any(|flag| flag == "master");
-    if !serving || flags.contains("fail") {
+    // `fail?` (one node's suspicion) is not `fail` (the cluster's verdict).
+    if !serving || flags.split(',').any(|flag| flag == "fail") {
         return None;
     }
     // `host:port@bus-port[,hostname]`
     let address = address.split(['@', ',']).next()?;
     let (host, port) = address.rsplit_once(':')?;
     // `first-last` or `slot`; `[slot->-id]` and `[slot-<-id]` mark migrations in progress.
-    let slots = fields[8..]
+    let slots: Vec<(u16, u16)> = fields[8..]
         .iter()
         .filter(|range| !range.starts_with('['))
         .filter_map(|range| match range.split_once('-') {
@@ -240,10 +414,13 @@ fn parse_master(line: &str) -> Option<Master> {
             None => range.parse().ok().map(|slot| (slot, slot)),
         })
         .collect();
-    Some(Master {
+    let (port, id) = (port.parse().ok()?, (*fields.first()?).to_owned());
+    (!slots.is_empty()).then(|| Master {
+        id,
         host: host.to_owned(),
-        port: port.parse().ok()?,
+        port,
         slots,
+        replicas: 0,
     })
 }
 
@@ -291,14 +468,17 @@ mod tests {
     fn masters_are_read_from_cluster_nodes() {
         let nodes = "\
 07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
-67ed 127.0.0.1:30002@40002,node-2 master - 0 1426238316232 2 connected 5461-10922
+5b2a 127.0.0.1:30006@40006 slave,fail e7d1 0 1426238317239 4 disconnected
+67ed 127.0.0.1:30002@40002,node-2 master,fail? - 0 1426238316232 2 connected 5461-10922
 e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
 6ec2 127.0.0.1:30003@40003 master,fail - 1426238316232 0 3 disconnected 10923-16383
 9a1b 127.0.0.1:30005@40005 master - 0 0 5 connected
 ";
-        let masters: Vec<_> = nodes.lines().filter_map(parse_master).collect();
+        let masters = parse_masters(nodes);
         let addresses: Vec<_> = masters.iter().map(|m| (m.host.as_str(), m.port)).collect();
         assert_eq!(addresses, vec![("127.0.0.1", 30002), ("127.0.0.1", 30001)]);
+        let replicas: Vec<u32> = masters.iter().map(|m| m.replicas).collect();
+        assert_eq!(replicas, vec![0, 1], "the failed replica does not count");
         assert!(masters[0].serves(5461) && masters[0].serves(10_922) && !masters[0].serves(0));
         let migrating = "e7d1 127.0.0.1:30001@40001 master - 0 0 1 connected 0-99 7 [100->-67ed]";
         let master = parse_master(migrating).unwrap();

@@ -18,7 +18,7 @@ use redis::{
     AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value,
 };
 
-use crate::cluster::ClusterConnections;
+use crate::cluster::{ClusterConnections, Lane};
 use crate::tracking::{RedisErrorText, Tracking};
 
 /// One connection to Redis: to a single server, or to a cluster (which routes each command to the
@@ -370,8 +370,10 @@ impl Connections {
                 })
             }
             Self::Cluster(cluster) => match pick {
-                Pick::Writes => cluster.writes().await.map(Checkout::cluster),
-                Pick::Slot(_) | Pick::Any => cluster.connect().await.map(Checkout::cluster),
+                Pick::Writes => cluster.connect(Lane::Writes).await.map(Checkout::cluster),
+                Pick::Slot(_) | Pick::Any => {
+                    cluster.connect(Lane::Reads).await.map(Checkout::cluster)
+                }
             },
         }
     }

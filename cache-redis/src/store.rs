@@ -498,7 +498,10 @@ impl<C: Codec> Inner<C> {
                         circuit.trip(&error);
                         return Err(Error::store(operation, error));
                     }
-                    Err(_) => return Err(timed_out()),
+                    Err(_) => {
+                        self.renew_cluster_connections();
+                        return Err(timed_out());
+                    }
                 }
             }
         };
@@ -514,6 +517,7 @@ impl<C: Codec> Inner<C> {
             Ok((_, Err(OpError::Cache(error)))) => Err(error),
             Err(_) => {
                 retire.retire();
+                self.renew_cluster_connections();
                 Err(timed_out())
             }
         };
@@ -523,6 +527,14 @@ impl<C: Codec> Inner<C> {
             Err(_) => self.coherence.doubt(),
         }
         result
+    }
+
+    /// On a cluster, an operation that timed out may have been sent to a master that hangs: the next
+    /// operations go through connections that read the slots afresh.
+    fn renew_cluster_connections(&self) {
+        if let Connections::Cluster(cluster) = &self.connections {
+            cluster.renew();
+        }
     }
 
     /// Whether near copies may be served: no tracking notice waits to be read into the view, and a
@@ -961,6 +973,7 @@ impl<C: Codec> Inner<C> {
                             .arg(self.max_records)
                             .arg(&key_name)
                             .arg(&tags)
+                            .cmd("ROLE")
                             .cmd("WAIT")
                             .arg(shape.replica_acks)
                             .arg(self.wait_ms());
@@ -987,15 +1000,19 @@ impl<C: Codec> Inner<C> {
         pipe: &redis::Pipeline,
         shape: &ClusterShape,
     ) -> Result<u64, OpError> {
-        let (tick, acks) = match pipe.query_async::<(u64, u32)>(conn).await {
+        type Reply = (u64, redis::Value, u32);
+        let (tick, role, acks) = match pipe.query_async::<Reply>(conn).await {
             Err(error) if error.code() == Some("NOSCRIPT") => {
                 invocation.load_async(conn).await?;
-                pipe.query_async::<(u64, u32)>(conn).await?
+                pipe.query_async::<Reply>(conn).await?
             }
             other => other?,
         };
-        if tick > 0 && acks < shape.replica_acks {
-            return Err(self.unacknowledged("put", acks, shape).into());
+        // As for invalidations: up to the replicas the master has.
+        let replicas = cluster::replicas_in_role(&role).unwrap_or(shape.replica_acks);
+        let required = shape.replica_acks.min(replicas);
+        if tick > 0 && acks < required {
+            return Err(self.unacknowledged("put", acks, required).into());
         }
         Ok(tick)
     }
@@ -1007,12 +1024,11 @@ impl<C: Codec> Inner<C> {
             .max(1)
     }
 
-    fn unacknowledged(&self, operation: &'static str, acks: u32, shape: &ClusterShape) -> Error {
+    fn unacknowledged(&self, operation: &'static str, acks: u32, required: u32) -> Error {
         Error::store(
             operation,
             format!(
-                "recorded on the master, acknowledged by {acks} of the {} replicas required within {} ms: a failover now could lose it",
-                shape.replica_acks,
+                "recorded on the master, acknowledged by {acks} of the {required} replicas required within {} ms: a failover now could lose it",
                 self.wait_ms()
             ),
         )
@@ -1176,6 +1192,8 @@ impl<C: Codec> Inner<C> {
     ) -> Result<(), OpError> {
         let mut pending: Vec<usize> = (0..calls.len()).collect();
         let mut last_error = None;
+        // Unless every call lands, the masters are read again next time (dropped unfinished too).
+        let forget = ForgetMasters(cluster);
         for attempt in 0..MASTER_ATTEMPTS {
             if attempt > 0 {
                 // Slots on the move, or a failover under way.
@@ -1203,6 +1221,7 @@ impl<C: Codec> Inner<C> {
             last_error = round.refused.or(last_error);
             pending = round.again;
             if pending.is_empty() {
+                std::mem::forget(forget);
                 return Ok(());
             }
         }
@@ -1236,8 +1255,12 @@ impl<C: Codec> Inner<C> {
             }
         }
         let wait_ms = self.wait_ms();
+        let waits = shape.replica_acks > 0;
         let sends = routed.into_iter().map(|(master, batch)| {
             let mut conn = conn.clone();
+            // By slot, through the client's view of the slots: the batch goes to whichever master
+            // serves its first call now, and calls whose slot it does not serve answer `MOVED`.
+            let route = cluster::slot_route(cluster::slot(calls[batch[0]].0[0].as_bytes()));
             let mut pipe = redis::pipe();
             for &call in &batch {
                 let (keys, args) = &calls[call];
@@ -1247,22 +1270,24 @@ impl<C: Codec> Inner<C> {
                     .arg(keys)
                     .arg(args);
             }
-            if shape.replica_acks > 0 {
-                pipe.cmd("WAIT").arg(shape.replica_acks).arg(wait_ms);
+            // The replicas the master has now (`ROLE`), then `WAIT` for as many as required, up to
+            // those it had when the masters were last read.
+            let expected = shape.replica_acks.min(master.replicas);
+            if waits {
+                pipe.cmd("ROLE");
+                if expected > 0 {
+                    pipe.cmd("WAIT").arg(expected).arg(wait_ms);
+                }
             }
-            let count = batch.len() + usize::from(shape.replica_acks > 0);
+            let count = pipe.len();
             async move {
-                let replies = conn.route_pipeline(pipe, 0, count, master.route()).await;
-                (batch, replies)
+                let replies = conn.route_pipeline(pipe, 0, count, route).await;
+                (batch, count, replies)
             }
         });
-        for (batch, replies) in futures_util::future::join_all(sends).await {
+        for (batch, count, replies) in futures_util::future::join_all(sends).await {
             let replies = match replies {
-                Ok(replies)
-                    if replies.len() == batch.len() + usize::from(shape.replica_acks > 0) =>
-                {
-                    replies
-                }
+                Ok(replies) if replies.len() == count => replies,
                 Ok(_) => {
                     round.refused = Some(RedisError::from((
                         redis::ErrorKind::UnexpectedReturnType,
@@ -1288,15 +1313,21 @@ impl<C: Codec> Inner<C> {
                     _ => stored += 1,
                 }
             }
-            if shape.replica_acks == 0 || stored == 0 {
+            if !waits || stored == 0 {
                 continue;
             }
-            let acks = match replies.last() {
+            let acks = match replies.get(batch.len() + 1) {
                 Some(redis::Value::Int(acks)) => u32::try_from(*acks).unwrap_or(0),
                 _ => 0,
             };
-            if acks < shape.replica_acks {
-                round.unacknowledged = Some(self.unacknowledged("invalidate", acks, shape));
+            let replicas = replies.get(batch.len()).and_then(cluster::replicas_in_role);
+            // A master without replicas cannot lose a write to a failover (there is no one to
+            // promote, and a new replica copies everything first): nothing to wait for.
+            let required = shape
+                .replica_acks
+                .min(replicas.unwrap_or(shape.replica_acks));
+            if acks < required {
+                round.unacknowledged = Some(self.unacknowledged("invalidate", acks, required));
             }
         }
         round
@@ -1406,6 +1437,16 @@ impl<C: Codec> Inner<C> {
 }
 
 type RedisResult<T> = Result<T, RedisError>;
+
+/// Forgets the cluster's masters as last read when dropped: an invalidation that did not land
+/// everywhere (failed, or dropped at its timeout) reads them afresh next time.
+struct ForgetMasters<'a>(&'a ClusterConnections);
+
+impl Drop for ForgetMasters<'_> {
+    fn drop(&mut self) {
+        self.0.forget_masters();
+    }
+}
 
 /// Rounds of pipelines an invalidation on a cluster sends before giving up (within its timeout).
 const MASTER_ATTEMPTS: u64 = 4;

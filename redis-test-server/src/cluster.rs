@@ -136,7 +136,7 @@ impl RedisCluster {
     /// When that does not happen within `limit`.
     pub fn wait_until_replicas_synced(&self, limit: Duration) {
         let started = Instant::now();
-        for node in self.nodes.iter().filter(|node| node.is_running()) {
+        for node in self.nodes.iter().filter(|node| node.is_answering()) {
             loop {
                 let info = node.command(&["INFO", "replication"]);
                 if info.contains("role:master") || info.contains("master_link_status:up") {
@@ -187,7 +187,7 @@ impl RedisCluster {
         let seed = self
             .nodes
             .iter()
-            .find(|node| node.is_running())
+            .find(|node| node.is_answering())
             .expect("a running node");
         parse_nodes(&seed.command(&["CLUSTER", "NODES"]))
     }
@@ -254,8 +254,11 @@ impl RedisCluster {
     pub fn wait_until_healthy(&self, masters: usize, limit: Duration) {
         let started = Instant::now();
         loop {
-            let running: Vec<&RedisServer> =
-                self.nodes.iter().filter(|node| node.is_running()).collect();
+            let running: Vec<&RedisServer> = self
+                .nodes
+                .iter()
+                .filter(|node| node.is_answering())
+                .collect();
             let states: BTreeMap<u16, String> = running
                 .iter()
                 .map(|node| (node.port(), node.command(&["CLUSTER", "INFO"])))

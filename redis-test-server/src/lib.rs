@@ -64,6 +64,8 @@ pub struct RedisServer {
     tls: Option<TlsFiles>,
     /// Further `redis-server` arguments (a cluster node's).
     extra: Vec<String>,
+    /// Frozen by [`pause`](Self::pause).
+    paused: std::sync::atomic::AtomicBool,
 }
 
 impl RedisServer {
@@ -105,6 +107,7 @@ impl RedisServer {
             dir,
             tls,
             extra,
+            paused: std::sync::atomic::AtomicBool::new(false),
         };
         server.spawn();
         server
@@ -133,8 +136,15 @@ impl RedisServer {
         self.tls.as_ref()
     }
 
-    /// Kills the server abruptly (SIGKILL), as a crash or a network cut would.
+    /// Whether the server is running and not paused: it answers.
+    pub fn is_answering(&self) -> bool {
+        self.is_running() && !self.paused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Kills the server abruptly (SIGKILL), as a crash would: its connections close at once.
     pub fn kill(&mut self) {
+        self.paused
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -148,6 +158,8 @@ impl RedisServer {
     /// When the server is not running or the signal cannot be sent.
     pub fn pause(&self) {
         self.signal("-STOP");
+        self.paused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Lets a paused server go on (SIGCONT).
@@ -156,6 +168,8 @@ impl RedisServer {
     /// When the server is not running or the signal cannot be sent.
     pub fn resume(&self) {
         self.signal("-CONT");
+        self.paused
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn signal(&self, signal: &str) {
