@@ -181,8 +181,9 @@ impl ClusterConnections {
         })?
     }
 
-    /// Drops both connections after an operation timed out (at most once per [`RENEW_EVERY`]), so that
-    /// the next operation opens new ones on the cluster's current slots.
+    /// Opens new connections after an operation timed out (at most once per [`RENEW_EVERY`]), in the
+    /// background: they read the cluster's current slots, and replace the old ones once open, so
+    /// the shards that answer keep being served meanwhile.
     pub(crate) fn renew(&self) {
         let shared = &self.shared;
         let now = shared.elapsed_ms();
@@ -196,10 +197,23 @@ impl ClusterConnections {
         {
             return;
         }
-        tracing::debug!("cluster connections renewed after a timeout");
-        *shared.slot(Lane::Reads) = None;
-        *shared.slot(Lane::Writes) = None;
         self.forget_masters();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = Arc::clone(shared);
+        runtime.spawn(async move {
+            for lane in [Lane::Reads, Lane::Writes] {
+                match shared.client.get_async_connection().await {
+                    Ok(conn) => *shared.slot(lane) = Some(conn),
+                    Err(error) => {
+                        tracing::debug!(%error, "cluster connection not renewed");
+                        return;
+                    }
+                }
+            }
+            tracing::debug!("cluster connections renewed after a timeout");
+        });
     }
 
     /// The masters and their slots: as last read, unless `fresh` or never read.

@@ -641,3 +641,83 @@ async fn an_invalidation_no_replica_acknowledged_is_an_error_not_a_silent_succes
         .await
         .expect("acknowledged again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_shard_fails_open_alone_while_the_others_keep_caching() {
+    let cluster = RedisCluster::start();
+    let truth = Truth::new(300);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let store = store(
+        &cluster,
+        options("alone:").timeout(Duration::from_millis(100)),
+    );
+    let service = cached_items(store.clone(), &truth, &calls);
+    for id in 0..300 {
+        service.clone().oneshot(id).await.unwrap();
+    }
+    // Which items live on the master about to hang.
+    let victim = cluster
+        .topology()
+        .into_iter()
+        .find(|node| node.master)
+        .expect("a master");
+    let serves = |slot: u16| {
+        victim
+            .slots
+            .iter()
+            .any(|range| match range.split_once('-') {
+                Some((first, last)) => {
+                    (first.parse().unwrap()..=last.parse().unwrap()).contains(&slot)
+                }
+                None => range.parse::<u16>().ok() == Some(slot),
+            })
+    };
+    let on_victim: Vec<bool> = (0..300u64)
+        .map(|id| {
+            let name = store.entry_key(&CacheKey::from(format!("item:{id}")));
+            let slot = node_command(&cluster, victim.port, &["CLUSTER", "KEYSLOT", &name]);
+            serves(slot.parse().unwrap())
+        })
+        .collect();
+    let hung = on_victim.iter().filter(|&&on| on).count();
+    assert!(
+        (50..250).contains(&hung),
+        "{hung} of 300 items on one master"
+    );
+
+    // Frozen for less than the node timeout: no failover, the shard just does not answer.
+    let before = calls.load(Ordering::Relaxed);
+    cluster.node_ref(victim.port).pause();
+    let started = Instant::now();
+    let (mut others, mut answered) = (0usize, 0usize);
+    while started.elapsed() < Duration::from_millis(600) {
+        let reads: Vec<_> = (0..300u64)
+            .filter(|&id| !on_victim[id as usize])
+            .map(|id| tokio::spawn(service.clone().oneshot(id)))
+            .collect();
+        let stuck: Vec<_> = (0..300u64)
+            .filter(|&id| on_victim[id as usize])
+            .take(10)
+            .map(|id| tokio::spawn(service.clone().oneshot(id)))
+            .collect();
+        for read in reads {
+            read.await.unwrap().unwrap();
+            others += 1;
+        }
+        for read in stuck {
+            read.await.unwrap().unwrap();
+            answered += 1;
+        }
+    }
+    cluster.node_ref(victim.port).resume();
+    let upstream = calls.load(Ordering::Relaxed) - before;
+    eprintln!(
+        "hung shard: {others} reads of the other shards, {answered} of the hung one, {upstream} upstream calls"
+    );
+    assert!(others >= 400 && answered >= 10, "{others}, {answered}");
+    // Only the hung shard's reads reached the upstream.
+    assert!(
+        upstream <= answered,
+        "{upstream} upstream calls for {answered} reads of the hung shard"
+    );
+}
