@@ -53,15 +53,21 @@ pub(crate) fn slot(key: &[u8]) -> u16 {
 /// same tags from the same prefix and group count.
 pub(crate) fn group_tags(prefix: &str, groups: u16) -> Vec<String> {
     let groups = u32::from(groups.max(1));
-    (0..groups)
-        .map(|g| {
-            let stretch = (g * SLOTS / groups)..((g + 1) * SLOTS / groups);
-            (0u64..)
-                .map(|n| format!("{prefix}#{n}"))
-                .find(|tag| stretch.contains(&u32::from(slot(tag.as_bytes()))))
-                .expect("every stretch of the slot space holds some tag")
-        })
-        .collect()
+    let mut tags: Vec<Option<String>> = vec![None; groups as usize];
+    let mut missing = tags.len();
+    // One pass over n = 0, 1, 2...: each tag lands in its stretch, and the first to land keeps it.
+    for n in 0u64.. {
+        let tag = format!("{prefix}#{n}");
+        let stretch = (u32::from(slot(tag.as_bytes())) * groups / SLOTS) as usize;
+        if tags[stretch].is_none() {
+            tags[stretch] = Some(tag);
+            missing -= 1;
+            if missing == 0 {
+                break;
+            }
+        }
+    }
+    tags.into_iter().flatten().collect()
 }
 
 /// Which group `key` belongs to: a hash every process computes alike.
@@ -464,6 +470,15 @@ mod tests {
             assert_eq!(slot * 32 / SLOTS, g as u32, "{tag}");
         }
         assert_eq!(tags, group_tags("cache:", 32), "the same in every process");
+        // The first tag of each stretch, as a search from n = 0 per group finds it.
+        for (g, tag) in tags.iter().enumerate() {
+            let first = (0u64..)
+                .map(|n| format!("cache:#{n}"))
+                .find(|candidate| u32::from(slot(candidate.as_bytes())) * 32 / SLOTS == g as u32)
+                .unwrap();
+            assert_eq!(*tag, first);
+        }
+        assert_eq!(group_tags("cache:", 1_024).len(), 1_024);
     }
 
     #[test]
