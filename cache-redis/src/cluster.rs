@@ -246,6 +246,20 @@ impl ClusterConnections {
         Ok(masters)
     }
 
+    /// The replicas of the master serving `slot`, as the masters were last read (`None` if unknown).
+    pub(crate) fn known_replicas(&self, slot: u16) -> Option<u32> {
+        let masters = self
+            .shared
+            .masters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let master = masters
+            .as_ref()?
+            .iter()
+            .find(|master| master.serves(slot))?;
+        Some(master.replicas)
+    }
+
     /// Forgets the masters read last: the next invalidation reads them again.
     pub(crate) fn forget_masters(&self) {
         *self

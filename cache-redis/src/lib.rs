@@ -123,6 +123,7 @@
 //!   and logs an error naming `CACHE_REDIS_CLUSTER_GROUPS`.
 //! - Other components' scripts ([`RedisScripts`], the Discord rate limiter) keep their keys under
 //!   `{prefix}:`, on one shard.
+//! - A prefix may not hold a `#` on a cluster: `{prefix#n}` names a group.
 //! - TLS as on one server: `rediss://` seeds, with `CACHE_REDIS_TLS_CA_FILE` for a private authority;
 //!   the nodes the client discovers are reached the same way.
 //!

@@ -133,7 +133,8 @@ impl<V> RedisStore<V, Bincode> {
     /// Like [`connect`](Self::connect), it opens connections on first use and needs no runtime.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming `REDIS_CLUSTER_URLS` when there is no URL or one cannot be parsed.
+    /// [`Error::InvalidConfig`] naming `REDIS_CLUSTER_URLS` when there is no URL or one cannot be parsed,
+    /// or `CACHE_KEY_PREFIX` when the prefix holds a `#`.
     pub fn connect_cluster<S: AsRef<str>>(
         urls: &[S],
         options: RedisOptions,
@@ -188,12 +189,21 @@ impl<V, C: Codec> RedisStore<V, C> {
     /// Like [`connect_cluster`](RedisStore::connect_cluster), with another codec.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming `REDIS_CLUSTER_URLS` when there is no URL or one cannot be parsed.
+    /// [`Error::InvalidConfig`] naming `REDIS_CLUSTER_URLS` when there is no URL or one cannot be parsed,
+    /// or `CACHE_KEY_PREFIX` when the prefix holds a `#`.
     pub fn cluster_with_codec<S: AsRef<str>>(
         urls: &[S],
         options: RedisOptions,
         codec: C,
     ) -> Result<Self, Error> {
+        if options.key_prefix.contains('#') {
+            // `{prefix#n}` names a group: another prefix ending in `#n` would share its hash tag.
+            return Err(cache_core::config::env::invalid(
+                "CACHE_KEY_PREFIX",
+                &options.key_prefix,
+                "'#' is not allowed on a cluster: it separates the prefix from its group number",
+            ));
+        }
         let builder = cluster_builder(urls, &options)?;
         let groups_key = format!("{}groups", Keys::new(&options.key_prefix).base);
         let groups = options.cluster_groups.clamp(1, MAX_CLUSTER_GROUPS);
@@ -527,6 +537,13 @@ impl<C: Codec> Inner<C> {
             Err(_) => self.coherence.doubt(),
         }
         result
+    }
+
+    fn cluster_connections(&self) -> Option<&ClusterConnections> {
+        match &self.connections {
+            Connections::Cluster(cluster) => Some(cluster),
+            _ => None,
+        }
     }
 
     /// On a cluster, an operation that timed out may have been sent to a master that hangs: the next
@@ -973,10 +990,17 @@ impl<C: Codec> Inner<C> {
                             .arg(self.max_records)
                             .arg(&key_name)
                             .arg(&tags)
-                            .cmd("ROLE")
-                            .cmd("WAIT")
-                            .arg(shape.replica_acks)
-                            .arg(self.wait_ms());
+                            .cmd("ROLE");
+                        // Up to the replicas the master had when the masters were last read.
+                        let slot = cluster::slot(entry_key.as_bytes());
+                        let expected = shape.replica_acks.min(
+                            self.cluster_connections()
+                                .and_then(|cluster| cluster.known_replicas(slot))
+                                .unwrap_or(shape.replica_acks),
+                        );
+                        if expected > 0 {
+                            pipe.cmd("WAIT").arg(expected).arg(self.wait_ms());
+                        }
                         self.update_and_wait(&mut checkout.connection, &invocation, &pipe, shape)
                             .await
                     }
@@ -1000,18 +1024,34 @@ impl<C: Codec> Inner<C> {
         pipe: &redis::Pipeline,
         shape: &ClusterShape,
     ) -> Result<u64, OpError> {
-        type Reply = (u64, redis::Value, u32);
-        let (tick, role, acks) = match pipe.query_async::<Reply>(conn).await {
+        let replies = match pipe.query_async::<Vec<redis::Value>>(conn).await {
             Err(error) if error.code() == Some("NOSCRIPT") => {
                 invocation.load_async(conn).await?;
-                pipe.query_async::<Reply>(conn).await?
+                pipe.query_async::<Vec<redis::Value>>(conn).await?
             }
             other => other?,
         };
+        let mut replies = replies.into_iter();
+        let tick: u64 = match replies.next() {
+            Some(tick) => redis::from_redis_value(tick).map_err(RedisError::from)?,
+            None => return Err(Error::store("put", "no reply to the update").into()),
+        };
+        let role = replies.next();
+        let acks = match replies.next() {
+            Some(redis::Value::Int(acks)) => u32::try_from(acks).unwrap_or(0),
+            _ => 0,
+        };
         // As for invalidations: up to the replicas the master has.
-        let replicas = cluster::replicas_in_role(&role).unwrap_or(shape.replica_acks);
+        let replicas = role
+            .as_ref()
+            .and_then(cluster::replicas_in_role)
+            .unwrap_or(shape.replica_acks);
         let required = shape.replica_acks.min(replicas);
         if tick > 0 && acks < required {
+            // The masters as last read may be out of date: read them again next time.
+            if let Some(cluster) = self.cluster_connections() {
+                cluster.forget_masters();
+            }
             return Err(self.unacknowledged("put", acks, required).into());
         }
         Ok(tick)

@@ -290,6 +290,12 @@ async fn a_corrupt_entry_is_a_miss_and_a_group_count_mismatch_passes_through() {
     }
     let message = refused.unwrap_err().to_string();
     assert!(message.contains("CACHE_REDIS_CLUSTER_GROUPS"), "{message}");
+
+    // A prefix with a `#` could share a group's hash tag with another prefix: refused up front.
+    let error = RedisStore::<String>::connect_cluster(&cluster.urls(), options("odd#7"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("CACHE_KEY_PREFIX"), "{error}");
 }
 
 /// The source of truth of a stream test: each item's current version, and the newest version known
