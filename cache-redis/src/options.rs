@@ -74,6 +74,7 @@ pub struct RedisOptions {
     /// default 32, at most 1,024): entries spread over the groups' slots, and a tag invalidation writes
     /// one record per group. **Every process sharing the prefix must use the same number**; a
     /// process that finds another number recorded in the cluster refuses to cache (it passes through).
+    /// To change it, deploy the new number with a new `CACHE_KEY_PREFIX`.
     pub cluster_groups: u16,
     /// On a cluster, the replicas that must acknowledge an invalidation or a clear before it returns
     /// (`CACHE_REDIS_REPLICA_ACKS`, default 1; 0 for a cluster without replicas). Redis replicates
