@@ -814,21 +814,6 @@ impl<C: Codec> Inner<C> {
         }
     }
 
-    /// A storing script (PUT or UPDATE) with the keys both take: the entry, then the invalidation state.
-    fn storing<'a>(
-        group: &'a Group,
-        script: &'a redis::Script,
-        entry_key: &'a str,
-    ) -> redis::ScriptInvocation<'a> {
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(entry_key)
-            .key(&group.keys.records)
-            .key(&group.keys.floor)
-            .key(&group.keys.epoch);
-        invocation
-    }
-
     /// Stores a fill's entry; with a near tier, keeps a copy of what was stored.
     async fn store<V>(
         &self,
@@ -866,7 +851,12 @@ impl<C: Codec> Inner<C> {
                         &entry.tags,
                         &entry.value,
                     )?;
-                    let mut invocation = Self::storing(group, &scripts::PUT, &entry_key);
+                    let mut invocation = scripts::PUT.prepare_invoke();
+                    invocation
+                        .key(&entry_key)
+                        .key(&group.keys.records)
+                        .key(&group.keys.floor)
+                        .key(&group.keys.epoch);
                     invocation.arg(stamp).arg(ttl_ms).arg(bytes).arg(&names);
                     let stored = invocation
                         .invoke_async::<i64>(&mut checkout.connection)
@@ -963,8 +953,14 @@ impl<C: Codec> Inner<C> {
             true,
             &group.circuit,
             |mut checkout| async move {
-                let mut invocation = Self::storing(group, &scripts::UPDATE, &entry_key);
-                invocation
+                let mut pipe = redis::pipe();
+                pipe.cmd("EVALSHA")
+                    .arg(scripts::UPDATE.get_hash())
+                    .arg(4)
+                    .arg(&entry_key)
+                    .arg(&group.keys.records)
+                    .arg(&group.keys.floor)
+                    .arg(&group.keys.epoch)
                     .arg(&base)
                     .arg(ttl_ms)
                     .arg(&head)
@@ -972,61 +968,40 @@ impl<C: Codec> Inner<C> {
                     .arg(self.max_records)
                     .arg(&key_name)
                     .arg(&tags);
-                let tick = match waited {
-                    // Like an invalidation of the key: a failover must not bring the old entry back.
-                    Some(shape) => {
-                        let mut pipe = redis::pipe();
-                        pipe.cmd("EVALSHA")
-                            .arg(scripts::UPDATE.get_hash())
-                            .arg(4)
-                            .arg(&entry_key)
-                            .arg(&group.keys.records)
-                            .arg(&group.keys.floor)
-                            .arg(&group.keys.epoch)
-                            .arg(&base)
-                            .arg(ttl_ms)
-                            .arg(&head)
-                            .arg(&tail)
-                            .arg(self.max_records)
-                            .arg(&key_name)
-                            .arg(&tags)
-                            .cmd("ROLE");
-                        // Up to the replicas the master had when the masters were last read.
-                        let slot = cluster::slot(entry_key.as_bytes());
-                        let expected = shape.replica_acks.min(
-                            self.cluster_connections()
-                                .and_then(|cluster| cluster.known_replicas(slot))
-                                .unwrap_or(shape.replica_acks),
-                        );
-                        if expected > 0 {
-                            pipe.cmd("WAIT").arg(expected).arg(self.wait_ms());
-                        }
-                        self.update_and_wait(&mut checkout.connection, &invocation, &pipe, shape)
-                            .await
+                // Like an invalidation of the key: a failover must not bring the old entry back.
+                if let Some(shape) = waited {
+                    pipe.cmd("ROLE");
+                    // Up to the replicas the master had when the masters were last read.
+                    let slot = cluster::slot(entry_key.as_bytes());
+                    let expected = shape.replica_acks.min(
+                        self.cluster_connections()
+                            .and_then(|cluster| cluster.known_replicas(slot))
+                            .unwrap_or(shape.replica_acks),
+                    );
+                    if expected > 0 {
+                        pipe.cmd("WAIT").arg(expected).arg(self.wait_ms());
                     }
-                    None => invocation
-                        .invoke_async::<u64>(&mut checkout.connection)
-                        .await
-                        .map_err(OpError::from),
-                };
+                }
+                let tick = self
+                    .update_through(&mut checkout.connection, &pipe, waited)
+                    .await;
                 (checkout, tick.map(|at| (at > 0).then_some(at)))
             },
         )
         .await
     }
 
-    /// Runs an UPDATE pipeline ending in `WAIT` (loading the script where the node lacks it); its tick
-    /// once enough replicas acknowledged it.
-    async fn update_and_wait(
+    /// Runs an UPDATE pipeline (loading the script where the node lacks it): its tick, once enough
+    /// replicas acknowledged it when `waited` (the pipeline then ends in `ROLE` and maybe `WAIT`).
+    async fn update_through(
         &self,
         conn: &mut Conn,
-        invocation: &ScriptInvocation<'_>,
         pipe: &redis::Pipeline,
-        shape: &ClusterShape,
+        waited: Option<&ClusterShape>,
     ) -> Result<u64, OpError> {
         let replies = match pipe.query_async::<Vec<redis::Value>>(conn).await {
             Err(error) if error.code() == Some("NOSCRIPT") => {
-                invocation.load_async(conn).await?;
+                scripts::UPDATE.prepare_invoke().load_async(conn).await?;
                 pipe.query_async::<Vec<redis::Value>>(conn).await?
             }
             other => other?,
@@ -1035,6 +1010,9 @@ impl<C: Codec> Inner<C> {
         let tick: u64 = match replies.next() {
             Some(tick) => redis::from_redis_value(tick).map_err(RedisError::from)?,
             None => return Err(Error::store("put", "no reply to the update").into()),
+        };
+        let Some(shape) = waited else {
+            return Ok(tick);
         };
         let role = replies.next();
         let acks = match replies.next() {

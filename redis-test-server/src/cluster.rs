@@ -108,22 +108,10 @@ impl RedisCluster {
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
         let cluster = Self { nodes, tls };
-        let output = cluster
-            .cli()
-            .args(["--cluster", "create"])
-            .args(&addresses)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|error| {
-                panic!("cannot run redis-cli ({error}): {}", crate::INSTALL_HINT)
-            });
-        assert!(
-            output.status.success(),
-            "redis-cli --cluster create failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let mut create = vec!["create"];
+        create.extend(addresses.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "1"]);
+        cluster.cluster_command(&create);
         cluster.wait_until_healthy(3, FORMING_LIMIT);
         cluster.wait_until_replicas_synced(FORMING_LIMIT);
         cluster
@@ -217,12 +205,35 @@ impl RedisCluster {
                 .id
                 .clone()
         };
-        let output = self
-            .cli()
-            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
-            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
-            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .args(["--cluster-pipeline", "100"])
+        let (from_id, to_id, count) = (id(from), id(to), slots.to_string());
+        self.cluster_command(&[
+            "reshard",
+            &format!("127.0.0.1:{from}"),
+            "--cluster-from",
+            &from_id,
+            "--cluster-to",
+            &to_id,
+            "--cluster-slots",
+            &count,
+            "--cluster-pipeline",
+            "100",
+        ]);
+    }
+
+    /// Runs `redis-cli --cluster <args> --cluster-yes`, speaking TLS to a TLS cluster.
+    ///
+    /// # Panics
+    /// When `redis-cli` is missing or fails.
+    fn cluster_command(&self, args: &[&str]) {
+        let mut cli = Command::new("redis-cli");
+        if let Some((files, _)) = &self.tls {
+            cli.args(["--tls", "--cacert"])
+                .arg(files.dir().join("ca.pem"));
+        }
+        let output = cli
+            .arg("--cluster")
+            .args(args)
+            .arg("--cluster-yes")
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|error| {
@@ -230,20 +241,11 @@ impl RedisCluster {
             });
         assert!(
             output.status.success(),
-            "redis-cli --cluster reshard failed:\n{}{}",
+            "redis-cli --cluster {} failed:\n{}{}",
+            args[0],
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-    }
-
-    /// `redis-cli`, speaking TLS to a TLS cluster.
-    fn cli(&self) -> Command {
-        let mut cli = Command::new("redis-cli");
-        if let Some((files, _)) = &self.tls {
-            cli.args(["--tls", "--cacert"])
-                .arg(files.dir().join("ca.pem"));
-        }
-        cli
     }
 
     /// Waits until every running node reports `cluster_state:ok`, with every slot served and exactly

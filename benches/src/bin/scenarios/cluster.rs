@@ -37,16 +37,6 @@ impl Op for ClusterGet {
     }
 }
 
-fn entry(tags: Vec<String>) -> PutEntry<String> {
-    PutEntry {
-        value: value(),
-        ttl: Duration::from_secs(60),
-        stale: cache_core::StalePeriods::NONE,
-        tags,
-        stamp: None,
-    }
-}
-
 /// Commands each master has processed so far (`INFO stats`), by port.
 fn commands_per_master(cluster: &redis_test_server::RedisCluster) -> Vec<(u16, u64)> {
     cluster
@@ -64,20 +54,9 @@ fn commands_per_master(cluster: &redis_test_server::RedisCluster) -> Vec<(u16, u
         .collect()
 }
 
-/// Mean time of one invalidation of a tag carried by `KEYS` entries, refilled between rounds.
+/// Mean ms of one invalidation of a tag carried by `KEYS` entries.
 async fn invalidation_ms(store: &RedisStore<String>) -> Result<f64, BoxError> {
-    let rounds = 50u32;
-    let mut total = Duration::ZERO;
-    for _ in 0..rounds {
-        let refill: Vec<_> = (0..KEYS)
-            .map(|id| store.put(&CacheKey::from(key_of(id)), entry(vec!["all".into()])))
-            .collect();
-        futures_util::future::try_join_all(refill).await?;
-        let started = Instant::now();
-        store.invalidate_tags(&["all".to_owned()]).await?;
-        total += started.elapsed();
-    }
-    Ok((total / rounds).as_secs_f64() * 1e3)
+    Ok(tag_invalidation(store).await?.0.as_secs_f64() * 1e3)
 }
 
 pub(crate) async fn cluster_scenarios() -> Result<(), BoxError> {
@@ -158,39 +137,7 @@ pub(crate) async fn cluster_scenarios() -> Result<(), BoxError> {
     .await;
     print_ratio("raw_mget2_vs_get_64_tasks", backend, subject, baseline);
 
-    let counter = Arc::new(AtomicUsize::new(0));
-    let puts = 10_000;
-    let (subject, baseline) = best_of(
-        || {
-            let (store, counter) = (store.clone(), Arc::clone(&counter));
-            sequential(puts, move |_| {
-                let id = counter.fetch_add(1, Ordering::Relaxed);
-                let tags = vec![format!("guild:{}", id % 100), format!("user:{id}")];
-                let put = store.put(&CacheKey::from(format!("put:{id}")), entry(tags));
-                async move {
-                    put.await.expect("put");
-                }
-            })
-        },
-        || {
-            let (raw, counter) = (raw.clone(), Arc::clone(&counter));
-            sequential(puts, move |_| {
-                let id = counter.fetch_add(1, Ordering::Relaxed);
-                let mut raw = raw.clone();
-                async move {
-                    redis::cmd("SET")
-                        .arg(format!("rawput:{id}"))
-                        .arg(value())
-                        .arg("PX")
-                        .arg(60_000)
-                        .query_async::<()>(&mut raw)
-                        .await
-                        .expect("SET");
-                }
-            })
-        },
-    )
-    .await;
+    let (subject, baseline) = put_two_tags(&store, raw.clone()).await;
     print_ratio("put_two_tags", backend, subject, baseline);
 
     // A tag invalidation: one record per group, one pipeline and one WAIT per master, against the
